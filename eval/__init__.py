@@ -1,0 +1,1 @@
+"""Evaluation of retrieval, answer and abstention quality over Q&A sets."""

@@ -1,0 +1,167 @@
+"""Convert SQuAD v1.1 JSON into the product's article collection and Q&A JSONL formats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+_KIND_CUES = (
+    ("person", r"who|whom|whose"),
+    ("date", r"when|what year|which year|what date"),
+    ("number", r"how many|how much|what percentage|how long|how old"),
+    ("place", r"where|what country|which country|what city|which city"),
+    ("why", r"why"),
+)
+_KIND_PATTERNS = [(kind, re.compile(rf"\b(?:{cues})\b")) for kind, cues in _KIND_CUES]
+
+
+def guess_kind(question: str) -> str:
+    """Guess a question's kind from its wording.
+
+    The earliest cue in the question decides, so "When did the man who ..." is a date.
+
+    Args:
+        question: The question text.
+
+    Returns:
+        One of ``person``, ``date``, ``number``, ``place``, ``why`` or ``factoid``.
+    """
+    text = " ".join(question.casefold().split())
+    found = [(m.start(), kind) for kind, pattern in _KIND_PATTERNS if (m := pattern.search(text))]
+    return min(found)[1] if found else "factoid"
+
+
+def slugify(title: str) -> str:
+    """Make an ASCII identifier from a title.
+
+    Args:
+        title: An article title.
+
+    Returns:
+        Lowercase ASCII letters and digits joined by hyphens, e.g. ``sky-united-kingdom``.
+    """
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+
+
+def _article_id(title: str, taken: set[str]) -> str:
+    base = slugify(title) or "article"
+    slug, n = base, 1
+    while slug in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    taken.add(slug)
+    return slug
+
+
+def convert(squad: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Convert a SQuAD v1.1 dataset into articles and Q&A records.
+
+    Each SQuAD article becomes one article whose text is its paragraphs joined by blank lines;
+    each question's gold article is that article. A question without answers is kept as
+    unanswerable, with kind ``unanswerable``.
+
+    Args:
+        squad: The parsed SQuAD JSON.
+
+    Returns:
+        Articles as ``{"id", "title", "text"}`` and Q&A records as
+        ``{"id", "question", "answers", "articles", "kind"}``.
+
+    Raises:
+        ValueError: If a title or question id repeats, or an answer text is not in its article.
+    """
+    articles: list[dict] = []
+    qas: list[dict] = []
+    titles: set[str] = set()
+    article_ids: set[str] = set()
+    question_ids: set[str] = set()
+    for entry in squad["data"]:
+        title = " ".join(entry["title"].replace("_", " ").split())
+        if title in titles:
+            raise ValueError(f"duplicate article title {title!r}")
+        titles.add(title)
+        text = "\n\n".join(p["context"] for p in entry["paragraphs"])
+        articles.append({"id": _article_id(title, article_ids), "title": title, "text": text})
+        for paragraph in entry["paragraphs"]:
+            for qa in paragraph["qas"]:
+                if qa["id"] in question_ids:
+                    raise ValueError(f"duplicate question id {qa['id']!r}")
+                question_ids.add(qa["id"])
+                answers = list(dict.fromkeys(a["text"] for a in qa["answers"]))
+                missing = [a for a in answers if a not in text]
+                if missing:
+                    raise ValueError(
+                        f"question {qa['id']!r}: answer {missing[0]!r} not in article {title!r}"
+                    )
+                qas.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "answers": answers,
+                        "articles": [title],
+                        "kind": guess_kind(qa["question"]) if answers else "unanswerable",
+                    }
+                )
+    return articles, qas
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as UTF-8 JSON lines.
+
+    Args:
+        path: The output file; its parent directories are created if needed.
+        rows: JSON-serialisable mappings, one per line.
+
+    Returns:
+        The number of rows written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Convert a SQuAD v1.1 file into articles and Q&A JSONL files.
+
+    Args:
+        argv: Command-line arguments, without the program name; None reads sys.argv.
+
+    Returns:
+        The process exit status, 0 on success.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.squad",
+        description="Convert SQuAD v1.1 JSON into article and Q&A JSONL files.",
+    )
+    parser.add_argument("input", type=Path, help="SQuAD v1.1 JSON file")
+    parser.add_argument("--articles", type=Path, required=True, help="output articles JSONL")
+    parser.add_argument("--qa", type=Path, required=True, help="output Q&A JSONL")
+    parser.add_argument(
+        "--limit-articles", type=int, metavar="N", help="keep only the first N articles"
+    )
+    args = parser.parse_args(argv)
+    if args.limit_articles is not None and args.limit_articles < 0:
+        parser.error("--limit-articles must not be negative")
+    squad = json.loads(args.input.read_text(encoding="utf-8"))
+    if args.limit_articles is not None:
+        squad = {**squad, "data": squad["data"][: args.limit_articles]}
+    articles, qas = convert(squad)
+    n_articles = write_jsonl(args.articles, articles)
+    n_qas = write_jsonl(args.qa, qas)
+    print(f"wrote {n_articles} articles to {args.articles} and {n_qas} questions to {args.qa}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""The answer builder: picks the sentences that answer, marks the short answer, or abstains."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.index import Index, SentenceTable
+from rag.retrieval import Lexicon
+from rag.spans import candidates, has_cause
+from rag.text import normalize, terms
+from rag.types import AnswerSentence, Article, Citation, Passage
+
+# Weights of the sentence score and the abstention threshold on it; see README "How answers
+# are chosen" for how they were set.
+WEIGHTS = {"dense": 0.50, "lexical": 0.35, "typed": 0.10, "prior": 0.05}
+THRESHOLD = 0.42
+CONFIDENCE_SLOPE = 12.0
+MAX_SENTENCES = 3
+RELATIVE_KEEP = 0.88
+DUPLICATE_JACCARD = 0.6
+SHORT_KINDS = ("person", "date", "number", "place")
+_PRONOUN_START = re.compile(
+    r"^(?:He|She|It|They|His|Her|Its|Their|This|These|That|Those|The (?:group|organization|"
+    r"militia|man|woman|official|agency|report|move|attack|strike))\b"
+)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate sentence with its features and score."""
+
+    number: int
+    start: int
+    end: int
+    article_id: str
+    dense: float
+    lexical: float
+    typed: float
+    prior: float
+    score: float
+    span: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the builder decided: the sentences, the confidence, and why when it abstains."""
+
+    sentences: tuple[AnswerSentence, ...]
+    confidence: float
+    answered: bool
+    reason: str | None = None
+
+
+def confidence_of(score: float, threshold: float = THRESHOLD) -> float:
+    """Map a sentence score to a confidence in [0, 1] that is 0.5 at the threshold."""
+    return 1.0 / (1.0 + math.exp(-CONFIDENCE_SLOPE * (score - threshold)))
+
+
+def _term_weights(question: str, lexicon: Lexicon) -> dict[str, float]:
+    # A term the collection lacks (no close spelling either) keeps the weight of the rarest
+    # term: a question about something the articles never mention should not look covered.
+    rarest = math.log(1 + (lexicon.documents + 0.5) / 0.5)
+    weights: dict[str, float] = {}
+    for term in terms(question):
+        resolved = lexicon.resolve(term)
+        if not resolved:
+            weights[f"?{term}"] = rarest
+        for t in resolved:
+            weights[t] = max(weights.get(t, 0.0), lexicon.idf(t))
+    return weights
+
+
+def _coverage(weights: dict[str, float], found: set[str], context: set[str]) -> float:
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    got = sum(w if t in found else 0.5 * w if t in context else 0.0 for t, w in weights.items())
+    return got / total
+
+
+def _pick_span(sentence: str, kind: str, question_terms: set[str]) -> tuple[int, int] | None:
+    best, best_key = None, None
+    matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
+    for start, end in candidates(sentence, kind):
+        inside = set(terms(sentence[start:end]))
+        if inside and inside <= question_terms:
+            continue
+        distance = min((abs(start - m) for m in matched), default=0)
+        key = (len(inside - question_terms) > 0, -distance)
+        if best_key is None or key > best_key:
+            best, best_key = (start, end), key
+    return best
+
+
+def _words_with_terms(sentence: str) -> list[tuple[str, int, int]]:
+    out = []
+    for match in re.finditer(r"[^\W_]+(?:['\-][^\W_]+)*", normalize(sentence)):
+        for term in terms(match.group()):
+            out.append((term, match.start(), match.end()))
+    return out
+
+
+def score_sentences(
+    question: str,
+    question_vector: np.ndarray,
+    passages: list[Passage],
+    index: Index,
+    table: SentenceTable,
+    lexicon: Lexicon,
+    kind: str,
+) -> list[Scored]:
+    """Score every sentence of the passages against the question, best first.
+
+    Args:
+        question: The question.
+        question_vector: Its embedding.
+        passages: Retrieved passages, best first.
+        index: The index (sentence vectors and articles).
+        table: Sentence look-ups of the index.
+        lexicon: Term statistics of the collection.
+        kind: The kind of answer wanted (see `rag.questions.question_kind`).
+
+    Returns:
+        Scored sentences, each once, best first.
+    """
+    weights = _term_weights(question, lexicon)
+    question_terms = set(weights)
+    seen: dict[int, float] = {}
+    for passage in passages:
+        for number in table.of_chunk(passage.chunk):
+            seen.setdefault(number, 1.0 / passage.rank)
+    if not seen:
+        return []
+    numbers = list(seen)
+    dense = index.sentence_vectors[numbers] @ question_vector
+    scored = []
+    for number, similarity in zip(numbers, dense, strict=True):
+        ref = index.sentences[number]
+        article = index.articles[ref.article_id]
+        sentence = article.text[ref.start : ref.end]
+        found = set(terms(sentence))
+        context = set(terms(article.title))
+        before = table.previous(number)
+        if before is not None:
+            previous = index.sentences[before]
+            context |= set(terms(article.text[previous.start : previous.end]))
+        lexical = _coverage(weights, found, context)
+        span = _pick_span(sentence, kind, question_terms) if kind in SHORT_KINDS else None
+        typed = 1.0 if span or (kind == "why" and has_cause(sentence)) else 0.0
+        if kind not in SHORT_KINDS and kind != "why":
+            typed = 0.5
+        score = (
+            WEIGHTS["dense"] * float(similarity)
+            + WEIGHTS["lexical"] * lexical
+            + WEIGHTS["typed"] * typed
+            + WEIGHTS["prior"] * seen[number]
+        )
+        scored.append(
+            Scored(
+                number, ref.start, ref.end, ref.article_id, float(similarity), lexical, typed,
+                seen[number], score, (ref.start + span[0], ref.start + span[1]) if span else None,
+            )
+        )
+    scored.sort(key=lambda s: -s.score)
+    return scored
+
+
+def _citation(article: Article, start: int, end: int, span: tuple[int, int] | None) -> Citation:
+    return Citation(
+        article_id=article.id,
+        title=article.title,
+        author=article.author,
+        date=article.date,
+        start=start,
+        end=end,
+        span_start=span[0] if span else None,
+        span_end=span[1] if span else None,
+    )
+
+
+def _extend_for_pronoun(best: Scored, index: Index, table: SentenceTable) -> int:
+    # "He was shot ..." needs the sentence before it to say who "he" is.
+    article = index.articles[best.article_id]
+    if not _PRONOUN_START.match(article.text[best.start : best.end]):
+        return best.start
+    before = table.previous(best.number)
+    return index.sentences[before].start if before is not None else best.start
+
+
+def select(
+    scored: list[Scored], index: Index, table: SentenceTable, *, threshold: float = THRESHOLD
+) -> Reply:
+    """Choose the answer sentences: the best one, others close to it, duplicates merged.
+
+    Args:
+        scored: Scored sentences, best first.
+        index: The index.
+        table: Sentence look-ups of the index.
+        threshold: The score under which the articles are taken not to answer.
+
+    Returns:
+        The reply; when it abstains, no sentences and a reason.
+    """
+    if not scored:
+        return Reply((), 0.0, False, "No passage of the articles matches the question.")
+    best = scored[0]
+    confidence = confidence_of(best.score, threshold)
+    if best.score < threshold:
+        return Reply(
+            (), confidence, False, "The articles do not seem to answer this question."
+        )
+    chosen: list[tuple[Scored, list[Scored]]] = []
+    for candidate in scored:
+        if len(chosen) >= MAX_SENTENCES or candidate.score < best.score * RELATIVE_KEEP:
+            break
+        if candidate.score < threshold:
+            break
+        twin = next((c for c in chosen if _same_fact(c[0], candidate, index)), None)
+        if twin is not None:
+            if candidate.article_id not in {s.article_id for s in [twin[0], *twin[1]]}:
+                twin[1].append(candidate)
+            continue
+        chosen.append((candidate, []))
+    sentences = []
+    for main, twins in chosen:
+        article = index.articles[main.article_id]
+        start = _extend_for_pronoun(main, index, table)
+        citations = [_citation(article, start, main.end, main.span)]
+        citations += [
+            _citation(index.articles[t.article_id], t.start, t.end, t.span) for t in twins
+        ]
+        span_text = article.text[main.span[0] : main.span[1]] if main.span else None
+        sentences.append(
+            AnswerSentence(article.text[start : main.end], tuple(citations), round(main.score, 4), span_text)
+        )
+    return Reply(tuple(sentences), confidence, True)
+
+
+def _same_fact(a: Scored, b: Scored, index: Index) -> bool:
+    first = set(terms(index.articles[a.article_id].text[a.start : a.end]))
+    second = set(terms(index.articles[b.article_id].text[b.start : b.end]))
+    if not first or not second:
+        return False
+    overlap = len(first & second) / len(first | second)
+    similarity = float(index.sentence_vectors[a.number] @ index.sentence_vectors[b.number])
+    return overlap >= DUPLICATE_JACCARD or similarity >= 0.92
+
+
+def byline_reply(article: Article, kind_of_field: str) -> Reply:
+    """Answer who wrote an article or when it was published, quoting its byline.
+
+    Args:
+        article: The article the question is about.
+        kind_of_field: `author` or `date`.
+
+    Returns:
+        The byline as the answer, or an abstention that says the byline is missing.
+    """
+    if article.byline is None or (kind_of_field == "author" and not article.author):
+        return Reply(
+            (),
+            0.0,
+            False,
+            f"The article “{article.title}” has no byline: its "
+            f"{'author' if kind_of_field == 'author' else 'publication date'} is not given.",
+        )
+    start, end = article.byline
+    line = article.text[start:end]
+    wanted = article.author if kind_of_field == "author" else None
+    span = None
+    if wanted and wanted in line:
+        s = line.index(wanted)
+        span = (start + s, start + s + len(wanted))
+    elif kind_of_field == "date":
+        match = re.search(r"Date:\s*(.+?)\s*(?:\||$)", line)
+        if match:
+            span = (start + match.start(1), start + match.end(1))
+    return Reply(
+        (
+            AnswerSentence(
+                line,
+                (_citation(article, start, end, span),),
+                1.0,
+                article.text[span[0] : span[1]] if span else None,
+            ),
+        ),
+        0.99,
+        True,
+    )

@@ -1,0 +1,203 @@
+"""The `rag` command: index a collection, ask questions, evaluate, serve the web app."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rag.chunking import ChunkSettings
+from rag.errors import CollectionError, RagError
+from rag.ingest import DEFAULT_COLLECTION
+from rag.retrieval import METHODS
+from rag.settings import INDEX_ENV, Settings
+from rag.types import Answer
+
+BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
+
+
+def _settings(args: argparse.Namespace, *, rebuild: str = "auto") -> Settings:
+    paths = tuple(Path(p) for p in getattr(args, "paths", None) or ()) or (DEFAULT_COLLECTION,)
+    for path in paths:
+        if not path.exists():
+            raise CollectionError(f"No such file or folder: {path}")
+    return Settings(
+        collection=paths,
+        index_dir=Path(args.index) if args.index else None,
+        chunking=ChunkSettings(max_tokens=args.chunk_tokens),
+        retriever=getattr(args, "retriever", None) or "hybrid",
+        rebuild=rebuild,
+    )
+
+
+def _mark(text: str, start: int, end: int, color: bool) -> str:
+    left, right = (BOLD, RESET) if color else ("[[", "]]")
+    return f"{text[:start]}{left}{text[start:end]}{right}{text[end:]}"
+
+
+def format_answer(answer: Answer, *, color: bool = False) -> str:
+    """Render an answer for a terminal: the quotes with the span marked, then the sources.
+
+    Args:
+        answer: The answer.
+        color: Use bold for the span (else `[[...]]`).
+
+    Returns:
+        Printable text.
+    """
+    lines: list[str] = []
+    sources: list[tuple[str, str]] = []
+
+    def number(citation) -> int:
+        key = (citation.article_id, f"{citation.start}")
+        label = f"{citation.title} ({citation.date.isoformat() if citation.date else 'no date'})"
+        if (citation.article_id, label) not in sources:
+            sources.append((citation.article_id, label))
+        return sources.index((citation.article_id, label)) + 1 if key else 0
+
+    if not answer.answered:
+        lines.append(answer.reason or "The articles do not answer this question.")
+        if answer.passages:
+            lines.append("Closest passages:")
+    for sentence in answer.sentences:
+        first = sentence.citations[0]
+        text = sentence.text
+        if first.span_start is not None:
+            text = _mark(text, first.span_start - first.start, first.span_end - first.start, color)
+        marks = "".join(f"[{number(c)}]" for c in sentence.citations)
+        lines.append(f"- {text} {marks}")
+    if sources:
+        lines.append("")
+        lines.append("Sources:")
+        lines += [f"  [{i}] {label}" for i, (_, label) in enumerate(sources, start=1)]
+    lines.append("")
+    lines.append(f"Confidence {answer.confidence:.2f} · {answer.timings.total_ms:.0f} ms")
+    lines.append("Passages:")
+    for p in answer.passages:
+        date = p.article.date.isoformat() if p.article.date else "no date"
+        snippet = " ".join(p.chunk.text.split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:297] + "..."
+        lines.append(f"  {p.rank}. {p.article.title} ({date}) score {p.score:.3f}")
+        lines.append(f"     {DIM if color else ''}{snippet}{RESET if color else ''}")
+    return "\n".join(lines)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from embeddings import load_encoder
+    from rag.engine import open_index
+
+    settings = _settings(args, rebuild="always" if args.rebuild else "auto")
+    index, warnings = open_index(settings, load_encoder(settings.model))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    m = index.manifest
+    print(
+        f"Index in {settings.index_path}: {m['collection']['articles']} articles,"
+        f" {m['chunks']} chunks, {m['sentences']} sentences ({m['model']}, built {m['created_at']})"
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.engine import Engine
+    from rag.questions import check_question
+    from rag.serialize import answer_to_dict
+
+    check_question(args.question)
+    engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
+    answer = engine.ask(args.question, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eval.harness import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.app import serve
+
+    serve(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `rag` command."""
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Ask questions of news articles; answers are quoted and cited."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--index",
+            metavar="DIR",
+            help=f"index directory (default: ${INDEX_ENV}, else one per collection in ~/.cache/rag)",
+        )
+        p.add_argument("--chunk-tokens", type=int, default=ChunkSettings.max_tokens, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("index", help="build or refresh the index of a collection")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even if the index is current")
+    common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="ask a question")
+    p.add_argument("question")
+    p.add_argument("--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="supporting passages to show")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--retriever", choices=METHODS)
+    p.add_argument("--no-rebuild", action="store_true", help="fail instead of rebuilding a stale index")
+    common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="run a Q&A set and report retrieval and answer metrics")
+    p.add_argument("--qa", help="Q&A JSON Lines file (default: eval/qa.jsonl)")
+    p.add_argument("--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)")
+    p.add_argument("--retriever", choices=(*METHODS, "all"), help="default: hybrid; all compares them")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="write the JSON report here")
+    p.add_argument("--html", dest="html_path", metavar="PATH", help="write the HTML report here")
+    p.add_argument("--thresholds", help="thresholds TOML (default: eval/thresholds.toml for the default set)")
+    common(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="serve the web app")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    common(p)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `rag` command.
+
+    Args:
+        argv: Arguments (default: the process's).
+
+    Returns:
+        The exit status: 0 done, 1 a failed check (eval), 2 bad input or an unusable index.
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except RagError as e:
+        print(f"rag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,204 @@
+"""The one entry point: open (or build) an index, then `ask()` questions of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+
+from rag.answering import Reply, byline_reply, score_sentences, select
+from rag.errors import IndexMissingError, IndexStaleError
+from rag.index import Index, SentenceTable, build_index, load_index, read_manifest, save_index, stale_reasons
+from rag.ingest import load_collection
+from rag.questions import check_question, question_kind
+from rag.retrieval import Method, Retriever
+from rag.settings import Settings
+from rag.types import Answer, Article, Timings
+
+log = logging.getLogger(__name__)
+CANDIDATE_PASSAGES = 8
+
+
+def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
+    """Load the index of the settings' collection, building it when missing or out of date.
+
+    Args:
+        settings: Collection, index directory, model, chunking, and the rebuild policy
+            (`auto`: rebuild when needed; `never`: raise instead; `always`: rebuild).
+        encoder: The embedding model.
+
+    Returns:
+        (the index, warnings about files of the collection that were skipped).
+
+    Raises:
+        IndexMissingError, IndexStaleError: With `rebuild="never"`, when a build is needed.
+        IndexCorruptError: A saved file is damaged; the message names it and the fix.
+        CollectionError: The collection cannot be read.
+    """
+    directory = settings.index_path
+    collection = load_collection(settings.collection)
+    reasons: list[str] = []
+    if settings.rebuild != "always":
+        try:
+            _, manifest = read_manifest(directory)
+            reasons = stale_reasons(manifest, collection, encoder.name, settings.chunking)
+        except IndexMissingError:
+            if settings.rebuild == "never":
+                raise
+            reasons = [f"no index in {directory} yet"]
+        if reasons and settings.rebuild == "never":
+            raise IndexStaleError(
+                f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
+                f" rag index --index {directory}"
+            )
+        if not reasons:
+            return load_index(directory), list(collection.warnings)
+    log.info("building the index in %s (%s)", directory, "; ".join(reasons) or "rebuild asked")
+    index = build_index(collection, encoder, settings.chunking)
+    save_index(index, directory)
+    return index, list(collection.warnings)
+
+
+class Engine:
+    """A loaded index with its retriever and answer builder."""
+
+    def __init__(self, index: Index, encoder, *, method: Method = "hybrid") -> None:
+        self.index = index
+        self.encoder = encoder
+        self.method = method
+        self.retriever = Retriever(index, encoder)
+        self.table = SentenceTable(index)
+
+    @classmethod
+    def open(cls, settings: Settings, encoder=None) -> Engine:
+        """Open the index the settings name, building it if needed.
+
+        Args:
+            settings: See `Settings`.
+            encoder: An embedding model; the settings' model is loaded when None.
+
+        Returns:
+            A ready engine.
+        """
+        if encoder is None:
+            from embeddings import load_encoder
+
+            encoder = load_encoder(settings.model)
+        index, _ = open_index(settings, encoder)
+        return cls(index, encoder, method=settings.retriever)  # type: ignore[arg-type]
+
+    def filter_articles(
+        self,
+        *,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        author: str | None = None,
+    ) -> set[str] | None:
+        """Ids of the articles that pass the filters; None when there is no filter."""
+        if date_from is None and date_to is None and not author:
+            return None
+        wanted = author.casefold().strip() if author else None
+
+        def keep(article: Article) -> bool:
+            if wanted and (not article.author or wanted not in article.author.casefold()):
+                return False
+            if (date_from or date_to) and article.date is None:
+                return False
+            if date_from and article.date < date_from:
+                return False
+            return not (date_to and article.date > date_to)
+
+        return {a.id for a in self.index.articles.values() if keep(a)}
+
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int = 5,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        author: str | None = None,
+        method: Method | None = None,
+    ) -> Answer:
+        """Answer a question with quoted, cited sentences, or say the articles do not answer.
+
+        Args:
+            question: The question as typed.
+            top_k: How many supporting passages to return.
+            date_from: Only articles published on or after this date.
+            date_to: Only articles published on or before this date.
+            author: Only articles whose author contains this text (any case).
+            method: Retrieval method; the engine's default when None.
+
+        Returns:
+            The answer.
+
+        Raises:
+            QuestionError: The question is empty, too long, or has nothing to search for.
+        """
+        started = time.perf_counter()
+        question = check_question(question)
+        kind = question_kind(question)
+        allowed = self.filter_articles(date_from=date_from, date_to=date_to, author=author)
+        passages = self.retriever.retrieve(
+            question, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed
+        )
+        retrieved = time.perf_counter()
+        if allowed is not None and not allowed:
+            reply = Reply((), 0.0, False, "No article matches the filters (date range, author).")
+        elif kind == "metadata" and passages:
+            field = "date" if any(w in question.casefold() for w in ("when", "date", "day")) else "author"
+            reply = byline_reply(passages[0].article, field)
+        else:
+            scored = score_sentences(
+                question,
+                self.retriever.question_vector(question),
+                passages,
+                self.index,
+                self.table,
+                self.retriever.lexicon,
+                kind,
+            )
+            reply = select(scored, self.index, self.table)
+        finished = time.perf_counter()
+        return Answer(
+            question=question,
+            answered=reply.answered,
+            confidence=round(reply.confidence, 4),
+            sentences=reply.sentences,
+            passages=tuple(passages[:top_k]),
+            timings=Timings(
+                retrieve_ms=round((retrieved - started) * 1000, 2),
+                answer_ms=round((finished - retrieved) * 1000, 2),
+                total_ms=round((finished - started) * 1000, 2),
+            ),
+            kind=kind,
+            reason=reply.reason,
+        )
+
+
+def ask(question: str, *, engine: Engine | None = None, **options) -> Answer:
+    """Ask a question of the default collection (or of a given engine).
+
+    Args:
+        question: The question.
+        engine: An open engine; the default collection's is opened (once) when None.
+        **options: Passed to `Engine.ask` (top_k, date_from, date_to, author, method).
+
+    Returns:
+        The answer.
+    """
+    return (engine or _default_engine()).ask(question, **options)
+
+
+_DEFAULT: list[Engine] = []
+
+
+def _default_engine() -> Engine:
+    if not _DEFAULT:
+        _DEFAULT.append(Engine.open(Settings()))
+    return _DEFAULT[0]
+
+
+__all__: Sequence[str] = ("Engine", "ask", "open_index")

@@ -1,0 +1,29 @@
+"""The few errors the interfaces turn into messages for the user."""
+
+
+class RagError(Exception):
+    """Base of every error the user can act on."""
+
+
+class QuestionError(RagError):
+    """The question cannot be asked as it stands (empty, too long, nothing to search for)."""
+
+
+class CollectionError(RagError):
+    """The articles cannot be read or are inconsistent (a missing path, duplicate ids)."""
+
+
+class IndexProblemError(RagError):
+    """The saved index is missing, stale or corrupt."""
+
+
+class IndexMissingError(IndexProblemError):
+    """No index has been built in the given directory."""
+
+
+class IndexStaleError(IndexProblemError):
+    """The index was built from another collection or with other settings."""
+
+
+class IndexCorruptError(IndexProblemError):
+    """An index file is truncated, altered or unreadable."""

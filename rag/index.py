@@ -1,0 +1,296 @@
+"""The saved index: chunk and sentence vectors in FAISS and NumPy, the articles, a manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from rag.chunking import ChunkSettings, chunk_articles
+from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from rag.ingest import Collection
+from rag.types import Article, Chunk, Section
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+FILES = ("store.json", "chunks.faiss", "sentences.npy")
+FLAT_LIMIT = 100_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SentenceRef:
+    """A body sentence of an article and the chunk it first appears in."""
+
+    article_id: str
+    start: int
+    end: int
+    chunk_id: int
+
+
+@dataclass
+class Index:
+    """Everything retrieval and answering need, in memory."""
+
+    manifest: dict[str, Any]
+    articles: dict[str, Article]
+    chunks: list[Chunk]
+    chunk_vectors: faiss.Index
+    sentences: list[SentenceRef]
+    sentence_vectors: np.ndarray
+
+    def sentence_text(self, ref: SentenceRef) -> str:
+        """The sentence as written."""
+        return self.articles[ref.article_id].text[ref.start : ref.end]
+
+
+def _faiss_index(vectors: np.ndarray) -> faiss.Index:
+    # Exact inner product (cosine on unit vectors) for the sizes of a news collection; an
+    # approximate graph index once a flat scan would get slow.
+    spec = "IDMap,Flat" if len(vectors) <= FLAT_LIMIT else "IDMap,HNSW32,Flat"
+    index = faiss.index_factory(vectors.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    return index
+
+
+def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Index:
+    """Chunk and embed a collection.
+
+    Args:
+        collection: The articles.
+        encoder: The embedding model (see `embeddings.Encoder`).
+        settings: Chunking settings.
+
+    Returns:
+        The index, not yet saved.
+    """
+    started = time.perf_counter()
+    chunks = chunk_articles(collection.articles, encoder.count_tokens, settings)
+    log.info("embedding %d chunks of %d articles", len(chunks), len(collection.articles))
+    chunk_vectors = encoder.encode([c.text for c in chunks])
+    sentences, seen = [], set()
+    for chunk in chunks:
+        for start, end in chunk.sentences:
+            if (chunk.article_id, start) not in seen:
+                seen.add((chunk.article_id, start))
+                sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
+    articles = {a.id: a for a in collection.articles}
+    log.info("embedding %d sentences", len(sentences))
+    sentence_vectors = encoder.encode([articles[s.article_id].text[s.start : s.end] for s in sentences])
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": encoder.name,
+        "dimension": int(encoder.dimension),
+        "chunking": asdict(settings),
+        "collection": {
+            "fingerprint": collection.fingerprint,
+            "sources": list(collection.sources),
+            "articles": len(articles),
+        },
+        "chunks": len(chunks),
+        "sentences": len(sentences),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
+    return Index(manifest, articles, chunks, _faiss_index(chunk_vectors), sentences, sentence_vectors)
+
+
+def _article_to_json(article: Article) -> dict[str, Any]:
+    data = asdict(article)
+    data["date"] = article.date.isoformat() if article.date else None
+    return data
+
+
+def _article_from_json(data: dict[str, Any]) -> Article:
+    return Article(
+        **{
+            **data,
+            "date": dt.date.fromisoformat(data["date"]) if data["date"] else None,
+            "paragraphs": tuple(tuple(p) for p in data["paragraphs"]),
+            "sections": tuple(Section(**s) for s in data["sections"]),
+            "byline": tuple(data["byline"]) if data["byline"] else None,
+        }
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_index(index: Index, directory: Path) -> Path:
+    """Write the index atomically: a new generation folder, then a one-file switch to it.
+
+    A crash at any point leaves the previous generation in use.
+
+    Args:
+        index: The index to save.
+        directory: The index directory; created if missing.
+
+    Returns:
+        The folder of the new generation.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    generation = directory / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    generation.mkdir()
+    store = {
+        "articles": [_article_to_json(a) for a in index.articles.values()],
+        "chunks": [asdict(c) for c in index.chunks],
+        "sentences": [asdict(s) for s in index.sentences],
+    }
+    (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
+    faiss.write_index(index.chunk_vectors, str(generation / "chunks.faiss"))
+    np.save(generation / "sentences.npy", index.sentence_vectors)
+    manifest = dict(index.manifest)
+    manifest["files"] = {
+        name: {"bytes": (generation / name).stat().st_size, "sha256": _sha256(generation / name)}
+        for name in FILES
+    }
+    (generation / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    for path in generation.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+    pointer = directory / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+    pointer.write_text(generation.name + "\n", encoding="utf-8")
+    os.replace(pointer, directory / CURRENT)
+    index.manifest = manifest
+    for old in directory.glob("gen-*"):
+        if old.name != generation.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return generation
+
+
+def _fix(directory: Path) -> str:
+    return f"rebuild it with: rag index --index {directory}"
+
+
+def read_manifest(directory: Path) -> tuple[Path, dict[str, Any]]:
+    """Find the current generation of an index and read its manifest.
+
+    Args:
+        directory: The index directory.
+
+    Returns:
+        (generation folder, manifest).
+
+    Raises:
+        IndexMissingError: Nothing has been built there.
+        IndexCorruptError: The pointer or the manifest cannot be read.
+    """
+    pointer = directory / CURRENT
+    if not pointer.is_file():
+        raise IndexMissingError(f"No index in {directory}: build one with: rag index --index {directory}")
+    generation = directory / pointer.read_text(encoding="utf-8").strip()
+    manifest_path = generation / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexCorruptError(f"Index file {manifest_path} is unreadable ({e}); {_fix(directory)}") from e
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexStaleError(
+            f"Index in {directory} has format {manifest.get('format_version')}, this version reads"
+            f" {FORMAT_VERSION}; {_fix(directory)}"
+        )
+    return generation, manifest
+
+
+def load_index(directory: Path) -> Index:
+    """Load a saved index, checking every file against the manifest first.
+
+    Args:
+        directory: The index directory.
+
+    Returns:
+        The index.
+
+    Raises:
+        IndexMissingError: Nothing has been built there.
+        IndexCorruptError: A file is missing, truncated or altered; the message names it.
+    """
+    generation, manifest = read_manifest(directory)
+    for name in FILES:
+        path = generation / name
+        expected = manifest.get("files", {}).get(name)
+        if expected is None or not path.is_file():
+            raise IndexCorruptError(f"Index file {path} is missing; {_fix(directory)}")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise IndexCorruptError(
+                f"Index file {path} is truncated or altered ({size} bytes, expected"
+                f" {expected['bytes']}); {_fix(directory)}"
+            )
+        if _sha256(path) != expected["sha256"]:
+            raise IndexCorruptError(f"Index file {path} is altered (checksum differs); {_fix(directory)}")
+    try:
+        store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
+        articles = {a["id"]: _article_from_json(a) for a in store["articles"]}
+        chunks = [
+            Chunk(**{**c, "sentences": tuple(tuple(s) for s in c["sentences"])}) for c in store["chunks"]
+        ]
+        sentences = [SentenceRef(**s) for s in store["sentences"]]
+        chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
+        sentence_vectors = np.load(generation / "sentences.npy")
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise IndexCorruptError(f"Index in {generation} cannot be read ({e}); {_fix(directory)}") from e
+    if chunk_vectors.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
+        raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
+    return Index(manifest, articles, chunks, chunk_vectors, sentences, sentence_vectors)
+
+
+def stale_reasons(manifest: dict[str, Any], collection: Collection, model: str, settings: ChunkSettings) -> list[str]:
+    """What differs between a saved index and what is asked for now.
+
+    Args:
+        manifest: The saved manifest.
+        collection: The collection as it is now.
+        model: The embedding model asked for.
+        settings: The chunking settings asked for.
+
+    Returns:
+        One line per difference; empty when the index is current.
+    """
+    reasons = []
+    if manifest["collection"]["fingerprint"] != collection.fingerprint:
+        reasons.append("the collection has changed since the index was built")
+    if manifest["model"] != model:
+        reasons.append(f"the index was built with model {manifest['model']}, not {model}")
+    if manifest["chunking"] != asdict(settings):
+        reasons.append(f"the index was built with chunking {manifest['chunking']}, not {asdict(settings)}")
+    return reasons
+
+
+class SentenceTable:
+    """Look-ups over the sentences of an index: by position, by chunk, and their neighbours."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._by_start = {(s.article_id, s.start): i for i, s in enumerate(index.sentences)}
+
+    def of_chunk(self, chunk: Chunk) -> list[int]:
+        """Sentence numbers of a chunk, in order."""
+        return [self._by_start[(chunk.article_id, start)] for start, _ in chunk.sentences]
+
+    def previous(self, number: int) -> int | None:
+        """The sentence before, if it is in the same paragraph of the same article."""
+        if number == 0:
+            return None
+        ref, before = self.index.sentences[number], self.index.sentences[number - 1]
+        article = self.index.articles[ref.article_id]
+        if before.article_id != ref.article_id or "\n" in article.text[before.end : ref.start]:
+            return None
+        return number - 1

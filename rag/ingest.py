@@ -1,0 +1,305 @@
+"""Read collections (feed exports, JSON Lines, plain text, Markdown) into articles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import CollectionError
+from rag.feed import RawArticle, looks_like_feed, parse_feed
+from rag.sentences import split_sentences
+from rag.text import slugify, squash
+from rag.types import Article, Section
+
+PARSER_VERSION = 1
+SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"}
+DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The articles read from some paths, what was skipped, and a fingerprint of the input."""
+
+    articles: tuple[Article, ...]
+    warnings: tuple[str, ...]
+    fingerprint: str
+    sources: tuple[str, ...]
+
+
+def build_article(
+    *,
+    title: str,
+    paragraphs: Sequence[str],
+    source: str,
+    article_id: str | None = None,
+    author: str | None = None,
+    date: dt.date | None = None,
+    caption: str | None = None,
+    url: str | None = None,
+    byline: str | None = None,
+    section_titles: Sequence[str | None] | None = None,
+) -> Article:
+    """Assemble an article; its text is the paragraphs joined by blank lines, then the byline.
+
+    Args:
+        title: The title as written.
+        paragraphs: Body paragraphs as written.
+        source: Where it came from, for messages.
+        article_id: A given id; a slug of the title otherwise.
+        author: The byline's author.
+        date: The publication date.
+        caption: An image caption split off the first paragraph.
+        url: The original address.
+        byline: The byline line as written, quoted for questions about author and date.
+        section_titles: One entry per paragraph: a title opens a new section there. With
+            `None` the whole body is one untitled section.
+
+    Returns:
+        The article.
+    """
+    offsets: list[tuple[int, int]] = []
+    position = 0
+    for paragraph in paragraphs:
+        offsets.append((position, position + len(paragraph)))
+        position += len(paragraph) + 2
+    body = "\n\n".join(paragraphs)
+    text, byline_span = body, None
+    if byline:
+        text = f"{body}\n\n{byline}"
+        byline_span = (len(body) + 2, len(text))
+    sections: list[Section] = []
+    if section_titles:
+        for (start, end), heading in zip(offsets, section_titles, strict=True):
+            if heading is not None or not sections:
+                sections.append(Section(heading, start, end))
+            else:
+                sections[-1] = Section(sections[-1].title, sections[-1].start, end)
+    else:
+        sections.append(Section(None, 0, len(body)))
+    return Article(
+        id=article_id or slugify(title),
+        title=squash(title),
+        text=text,
+        body_end=len(body),
+        paragraphs=tuple(offsets),
+        sections=tuple(sections),
+        author=author,
+        date=date,
+        caption=caption,
+        url=url,
+        byline=byline_span,
+        source=source,
+    )
+
+
+def _from_feed(raw: RawArticle, source: str) -> Article:
+    section_titles = None
+    if raw.digest:
+        section_titles = []
+        for paragraph in raw.paragraphs:
+            first = split_sentences(paragraph)[:1]
+            section_titles.append(paragraph[first[0][0] : first[0][1]] if first else None)
+    return build_article(
+        title=raw.title,
+        paragraphs=raw.paragraphs,
+        source=source,
+        author=raw.author,
+        date=raw.date,
+        caption=raw.caption,
+        byline=raw.byline,
+        section_titles=section_titles,
+    )
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
+    articles = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            warnings.append(f"{where}: skipped, not valid JSON ({e.msg})")
+            continue
+        if not isinstance(record, dict):
+            warnings.append(f"{where}: skipped, a line must be a JSON object")
+            continue
+        title, body = record.get("title"), record.get("text")
+        if not isinstance(title, str) or not title.strip():
+            warnings.append(f"{where}: skipped, no 'title'")
+            continue
+        if not isinstance(body, str) or not body.strip():
+            warnings.append(f"{where}: skipped, no 'text'")
+            continue
+        date = None
+        if record.get("date"):
+            try:
+                date = dt.date.fromisoformat(str(record["date"])[:10])
+            except ValueError:
+                warnings.append(f"{where}: date {record['date']!r} is not ISO (YYYY-MM-DD), left out")
+        articles.append(
+            build_article(
+                title=title,
+                paragraphs=_paragraphs(body),
+                source=where,
+                article_id=str(record["id"]) if record.get("id") else None,
+                author=record.get("author") or None,
+                date=date,
+                url=record.get("url") or None,
+            )
+        )
+    return articles
+
+
+def _from_plain(text: str, source: str, *, markdown: bool) -> list[Article]:
+    lines = text.strip().splitlines()
+    title = lines[0].lstrip("#").strip() if markdown else lines[0].strip()
+    paragraphs: list[str] = []
+    headings: list[str | None] = []
+    pending: str | None = None
+    for block in _paragraphs("\n".join(lines[1:])):
+        if markdown and block.startswith("#") and "\n" not in block:
+            pending = block.lstrip("#").strip()
+            continue
+        paragraphs.append(block)
+        headings.append(pending)
+        pending = None
+    if not paragraphs:
+        return []
+    return [
+        build_article(
+            title=title,
+            paragraphs=paragraphs,
+            source=source,
+            section_titles=headings if markdown and any(headings) else None,
+        )
+    ]
+
+
+def read_file(path: Path, warnings: list[str]) -> list[Article]:
+    """Read one file; a file that cannot be used adds a warning naming it and gives nothing.
+
+    Args:
+        path: A .txt, .md or .jsonl file.
+        warnings: Where to add what was skipped and why.
+
+    Returns:
+        The articles in the file.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        warnings.append(f"{path}: skipped, cannot be read ({e.strerror or e})")
+        return []
+    if b"\x00" in data[:8192]:
+        warnings.append(f"{path}: skipped, binary file")
+        return []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        warnings.append(f"{path}: skipped, not UTF-8 text (byte {e.start}); convert it to UTF-8")
+        return []
+    if not text.strip():
+        warnings.append(f"{path}: skipped, empty file")
+        return []
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson"}:
+        articles = _from_jsonl(text, str(path), warnings)
+    elif suffix in {".md", ".markdown"}:
+        articles = _from_plain(text, str(path), markdown=True)
+    elif looks_like_feed(text):
+        articles = []
+        for raw in parse_feed(text):
+            warnings += [f"{path}: {raw.title}: {w}" for w in raw.warnings]
+            articles.append(_from_feed(raw, str(path)))
+    else:
+        articles = _from_plain(text, str(path), markdown=False)
+    if not articles:
+        warnings.append(f"{path}: skipped, no article found in it")
+    return articles
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Turn files and folders into the sorted list of collection files.
+
+    Args:
+        paths: Files or folders; folders are searched recursively for known suffixes.
+
+    Returns:
+        The files to read.
+
+    Raises:
+        CollectionError: A path does not exist.
+    """
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise CollectionError(f"No such file or folder: {path}")
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def fingerprint(files: Sequence[Path]) -> str:
+    """A digest of the collection's content (not its paths), and of the parser's version."""
+    digest = hashlib.sha256(f"parser:{PARSER_VERSION}".encode())
+    for content in sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()):
+        digest.update(content.encode())
+    return digest.hexdigest()[:32]
+
+
+def load_collection(paths: Sequence[str | Path] | None = None) -> Collection:
+    """Read every article of the given paths (the shipped collection when none are given).
+
+    Args:
+        paths: Files or folders.
+
+    Returns:
+        The collection, with a warning for every file or record that was skipped.
+
+    Raises:
+        CollectionError: A path is missing, nothing could be read, or two articles share an id.
+    """
+    files = expand_paths(paths or [DEFAULT_COLLECTION])
+    warnings: list[str] = []
+    articles: list[Article] = []
+    seen: dict[str, Article] = {}
+    for path in files:
+        for article in read_file(path, warnings):
+            if article.id in seen:
+                other = seen[article.id]
+                raise CollectionError(
+                    f"Two articles have the id {article.id!r}: {other.title!r} in {other.source}"
+                    f" and {article.title!r} in {article.source}. Give one of them another id"
+                    " or title."
+                )
+            seen[article.id] = article
+            articles.append(article)
+    for warning in warnings:
+        log.warning(warning)
+    if not articles:
+        raise CollectionError(
+            "No article could be read from "
+            + ", ".join(str(p) for p in files or paths or [])
+            + (". " + "; ".join(warnings) if warnings else "")
+        )
+    readable = [f for f in files if not any(w.startswith(f"{f}:") for w in warnings)]
+    return Collection(tuple(articles), tuple(warnings), fingerprint(readable or files), tuple(map(str, files)))

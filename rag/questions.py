@@ -1,0 +1,74 @@
+"""Question checks and the kind of answer a question wants."""
+
+from __future__ import annotations
+
+import re
+
+from rag.errors import QuestionError
+from rag.text import STOPWORDS, fold, normalize, words
+
+MAX_QUESTION_CHARS = 1000
+
+KINDS = ("person", "date", "number", "place", "why", "metadata", "factoid")
+
+_RULES: tuple[tuple[str, str], ...] = (
+    ("metadata", r"\b(who (wrote|authored|penned)|written by|author of|(whose|which) (article|story|post|piece)|byline|when was (the|this|that) (article|story|post|piece|report)|(date|day) of (the|this) (article|story|post|piece)|publish(ed|ing)? (date|on|when)|when (was|were) .* (published|posted|written))\b"),
+    ("why", r"\b(why|what (caused|led to|prompted|motivated)|for what reason|reason for|because of what)\b"),
+    ("number", r"\b(how (many|much|long|old|big|large)|what (number|percentage|proportion|share|amount|size)|number of)\b"),
+    ("date", r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago)\b"),
+    ("place", r"\b(where|what (country|city|town|region|province|place|area|location)|which (country|city|town|region|province|place|area|location)|whereabouts)\b"),
+    ("person", r"\b(who|whom|whose|what (man|woman|person|leader|official|spokesman|general|minister)|which (man|woman|person|leader|official|spokesman|general|minister)|name of the (man|woman|person|leader))\b"),
+)
+
+
+def check_question(question: str) -> str:
+    """Refuse a question that cannot be searched for, with a message that says why.
+
+    Args:
+        question: What the reader typed.
+
+    Returns:
+        The question with its surrounding whitespace removed.
+
+    Raises:
+        QuestionError: Empty, over the length limit, or with no word to search for.
+    """
+    question = question.strip() if isinstance(question, str) else ""
+    if not question:
+        raise QuestionError("The question is empty: type a question about the articles.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(question)} characters long; the limit is"
+            f" {MAX_QUESTION_CHARS}. Ask something shorter."
+        )
+    found = words(question)
+    if not found:
+        raise QuestionError(
+            "The question has no words, only punctuation or symbols: ask it in words."
+        )
+    if all(fold(w) in STOPWORDS for w, _, _ in found):
+        raise QuestionError(
+            "The question has only common words (like 'what is the'): add what it is about,"
+            " such as a name, place or event."
+        )
+    return question
+
+
+def question_kind(question: str) -> str:
+    """Guess the kind of answer a question wants from its wording.
+
+    Args:
+        question: The question.
+
+    Returns:
+        One of `KINDS`; `factoid` when nothing more specific fits.
+    """
+    text = normalize(question).casefold()
+    best: tuple[int, str] | None = None
+    for kind, pattern in _RULES:
+        match = re.search(pattern, text)
+        if match and kind == "metadata":
+            return kind
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), kind)
+    return best[1] if best else "factoid"

@@ -1,0 +1,138 @@
+"""The retriever: dense (FAISS), lexical (BM25) or both fused, over the chunks of an index."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import functools
+from collections.abc import Collection as Set
+from typing import Literal
+
+import bm25s
+import numpy as np
+
+from rag.index import Index
+from rag.text import terms
+from rag.types import Passage
+
+Method = Literal["dense", "bm25", "hybrid"]
+METHODS: tuple[str, ...] = ("dense", "bm25", "hybrid")
+RRF_K = 60
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+class Lexicon:
+    """BM25 over chunk terms, with typo-tolerant mapping of unknown query terms."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self._bm25 = bm25s.BM25()
+        self._bm25.index([terms(t) or [""] for t in texts], show_progress=False)
+        self.vocabulary = {t for t in self._bm25.vocab_dict if t}
+        self._sorted = sorted(self.vocabulary)
+        self.document_frequency = self._document_frequency(texts)
+        self.documents = len(texts)
+
+    @staticmethod
+    def _document_frequency(texts: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for text in texts:
+            for term in set(terms(text)):
+                counts[term] = counts.get(term, 0) + 1
+        return counts
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency over the chunks (0 for a term that is nowhere)."""
+        df = self.document_frequency.get(term, 0)
+        return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5))) if df else 0.0
+
+    @functools.lru_cache(maxsize=4096)
+    def resolve(self, term: str) -> tuple[str, ...]:
+        """Map a query term to the collection's terms: itself, or close spellings of it.
+
+        `kataib` finds `kitaib`, `soliemani` finds `soleimani`.
+        """
+        if term in self.vocabulary or len(term) < 5 or term.isdigit():
+            return (term,) if term in self.vocabulary else ()
+        return tuple(difflib.get_close_matches(term, self._sorted, n=2, cutoff=0.8))
+
+    def query_terms(self, question: str) -> list[str]:
+        """The question's terms as they are spelled in the collection."""
+        return [t for term in terms(question) for t in self.resolve(term)]
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 score of every chunk for the question."""
+        query = self.query_terms(question)
+        if not query:
+            return np.zeros(self.documents, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(query), dtype=np.float32)
+
+
+class Retriever:
+    """Finds the chunks of an index that best match a question."""
+
+    def __init__(self, index: Index, encoder) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.lexicon = Lexicon([c.text for c in index.chunks])
+
+    @functools.lru_cache(maxsize=1024)
+    def question_vector(self, question: str) -> np.ndarray:
+        """The question's embedding, cached for repeated questions."""
+        return self.encoder.encode([question])[0]
+
+    def dense_scores(self, question: str) -> np.ndarray:
+        """Cosine similarity of the question to every chunk."""
+        n = self.index.chunk_vectors.ntotal
+        scores, ids = self.index.chunk_vectors.search(self.question_vector(question)[None, :], n)
+        out = np.full(n, -1.0, dtype=np.float32)
+        valid = ids[0] >= 0
+        out[ids[0][valid]] = scores[0][valid]
+        return out
+
+    def retrieve(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        method: Method = "hybrid",
+        articles: Set[str] | None = None,
+    ) -> list[Passage]:
+        """Return the top-k passages for a question.
+
+        Args:
+            question: The question as the reader typed it.
+            k: How many passages.
+            method: `dense` (embeddings), `bm25` (words) or `hybrid` (reciprocal rank fusion).
+            articles: Only chunks of these article ids (filters); None for all.
+
+        Returns:
+            Passages best first, each with its score (cosine, BM25, or fused) and article.
+        """
+        if method not in METHODS:
+            raise ValueError(f"unknown retrieval method {method!r}; use one of {', '.join(METHODS)}")
+        chunks = self.index.chunks
+        allowed = np.array(
+            [articles is None or c.article_id in articles for c in chunks], dtype=bool
+        )
+        if method == "dense":
+            scores = self.dense_scores(question)
+        elif method == "bm25":
+            scores = self.lexicon.scores(question)
+        else:
+            scores = _rrf([self.dense_scores(question), self.lexicon.scores(question)])
+        scores = np.where(allowed, scores, -np.inf)
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
+        return [
+            Passage(chunks[i], self.index.articles[chunks[i].article_id], float(scores[i]), rank)
+            for rank, i in enumerate(order, start=1)
+        ]
+
+
+def _rrf(score_lists: list[np.ndarray]) -> np.ndarray:
+    fused = np.zeros_like(score_lists[0], dtype=np.float64)
+    for scores in score_lists:
+        ranks = np.empty(len(scores), dtype=np.int64)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+        fused += 1.0 / (RRF_K + ranks)
+    return fused.astype(np.float32)

@@ -1,0 +1,110 @@
+"""Candidate short answers inside a sentence: dates, numbers, names and places."""
+
+from __future__ import annotations
+
+import re
+
+from rag.text import normalize
+
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_NUMBER_WORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|a hundred|a dozen|dozens|hundreds|thousands|a thousand|"
+    r"several|half|a third|a quarter)"
+)
+_QUANTIFIER = (
+    r"(?:(?:about|around|over|more than|less than|fewer than|at least|up to|nearly|almost|"
+    r"some|roughly|approximately|an estimated|as many as|just over|just under)\s+)?"
+)
+
+_MONTH_RE = re.compile(_MONTH)
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "date": re.compile(
+        rf"\b(?:{_DAY},?\s+)?(?:\d{{1,2}}\s+{_MONTH}(?:,?\s+\d{{4}})?|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+        rf"|(?:early|late|mid)[- ]?(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?|{_MONTH}\s+\d{{4}}"
+        rf"|(?:in|since|until|by|of|from|during)\s+(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?"
+        rf"|(?:last|this|next|on)\s+(?:{_DAY}|week|month|year|weekend|night|morning)"
+        rf"|{_DAY}|(?:19|20)\d{{2}}s?|(?:yesterday|today|last year|this year))\b"
+    ),
+    "number": re.compile(
+        rf"\b(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d[\d,]*(?:\.\d+)?|(?i:{_NUMBER_WORD}))"
+        r"(?:\s*(?:per cent|percent|%|million|billion|thousand|hundred))?"
+        r"(?:\s+[a-z]+s\b)?"
+    ),
+}
+
+_CAPITALISED = re.compile(
+    r"\b(?:(?:al|el|bin|ibn|abu|de|van|von|der)-?\s?)?[A-Z][\w'\-]*(?:"
+    r"\s+(?:(?:al|el|bin|ibn|Abu|de|van|von|der|of|the)[\s-])?[A-Z][\w'\-]*)*"
+)
+_PLACE_CUE = re.compile(
+    r"\b(?:in|at|from|near|to|outside|inside|across|throughout|into|of)\s+(?:(?:the|northern|southern|eastern|western|north|south|east|west|central)\s+)*$"
+)
+_LEADING = {
+    "The", "A", "An", "In", "On", "At", "But", "And", "According", "However", "This", "That",
+    "These", "Those", "It", "He", "She", "They", "We", "Its", "His", "Her", "Their", "Since",
+    "After", "Before", "As", "If", "When", "While", "Many", "Some", "Most", "Several", "Last",
+    "About", "Around", "Over", "Nearly", "More", "Almost", "Only", "Both", "Such", "Other",
+}
+
+
+def _names(sentence: str) -> list[tuple[int, int]]:
+    spans = []
+    for match in _CAPITALISED.finditer(normalize(sentence)):
+        start, end = match.start(), match.end()
+        words = sentence[start:end].split()
+        while words and words[0] in _LEADING:
+            start += len(words[0]) + 1
+            words = words[1:]
+        if words:
+            spans.append((start, end))
+    return spans
+
+
+def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
+    """Spans in a sentence that could be the short answer to a question of a kind.
+
+    Args:
+        sentence: The sentence as written.
+        kind: `person`, `place`, `date` or `number` (other kinds have no short answer).
+
+    Returns:
+        (start, end) offsets in the sentence, in sentence order.
+    """
+    text = normalize(sentence)
+    dates = [(m.start(), m.end()) for m in PATTERNS["date"].finditer(text)]
+    if kind == "date":
+        return dates
+    if kind == "number":
+        return [
+            (m.start(), m.end())
+            for m in PATTERNS["number"].finditer(text)
+            if not any(s <= m.start() < e or m.start() <= s < m.end() for s, e in dates)
+        ]
+    if kind == "person":
+        return [
+            s
+            for s in _names(sentence)
+            if not any(a <= s[0] < b for a, b in dates) and not _MONTH_RE.fullmatch(text[s[0] : s[1]])
+        ]
+    if kind == "place":
+        return [s for s in _names(sentence) if _PLACE_CUE.search(text[: s[0]])]
+    return []
+
+
+def has_cause(sentence: str) -> bool:
+    """Whether a sentence states a cause or purpose."""
+    return bool(
+        re.search(
+            r"(?i)\b(because|due to|as a result|in order to|so as to|since|after|following|amid|"
+            r"blamed|in response|in retaliation|aimed at|to (?:avenge|prevent|deter|stop)|"
+            r"reason|caused|led to|sparked|triggered|believed|feared|fear of|out of)\b",
+            normalize(sentence),
+        )
+    )

@@ -1,0 +1,1 @@
+"""The web app: FastAPI routes, schemas, templates and static files."""
