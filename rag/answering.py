@@ -16,8 +16,8 @@ from rag.types import AnswerSentence, Article, Citation, Passage
 
 # Weights of the sentence score and the abstention threshold on it; see README "How answers
 # are chosen" for how they were set.
-WEIGHTS = {"dense": 0.50, "lexical": 0.35, "typed": 0.10, "prior": 0.05}
-THRESHOLD = 0.42
+WEIGHTS = {"dense": 0.50, "lexical": 0.75, "typed": 0.10, "prior": 0.05}
+THRESHOLD = 0.55
 CONFIDENCE_SLOPE = 12.0
 MAX_SENTENCES = 3
 RELATIVE_KEEP = 0.88
@@ -43,6 +43,7 @@ class Scored:
     prior: float
     score: float
     span: tuple[int, int] | None
+    missing: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,13 @@ def _coverage(weights: dict[str, float], found: set[str], context: set[str]) -> 
     return got / total
 
 
+def _missing(weights: dict[str, float], present: set[str]) -> float:
+    # The share of the question carried by its heaviest term that the sentence lacks.
+    total = sum(weights.values())
+    absent = [w for t, w in weights.items() if t not in present]
+    return max(absent) / total if total and absent else 0.0
+
+
 def _pick_span(sentence: str, kind: str, question_terms: set[str]) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
@@ -112,8 +120,15 @@ def score_sentences(
     table: SentenceTable,
     lexicon: Lexicon,
     kind: str,
+    *,
+    weights: dict[str, float] = WEIGHTS,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
+
+    Features: cosine similarity of the sentence and question vectors; the share of the
+    question's terms the sentence holds, each weighted by how rare it is in the collection and
+    among the candidate sentences (so a term every candidate shares counts little); whether the
+    sentence holds the kind of answer wanted; the rank of its passage.
 
     Args:
         question: The question.
@@ -123,46 +138,66 @@ def score_sentences(
         table: Sentence look-ups of the index.
         lexicon: Term statistics of the collection.
         kind: The kind of answer wanted (see `rag.questions.question_kind`).
+        weights: Weight of each feature in the score.
 
     Returns:
         Scored sentences, each once, best first.
     """
-    weights = _term_weights(question, lexicon)
-    question_terms = set(weights)
-    seen: dict[int, float] = {}
+    prior: dict[int, float] = {}
     for passage in passages:
         for number in table.of_chunk(passage.chunk):
-            seen.setdefault(number, 1.0 / passage.rank)
-    if not seen:
+            prior.setdefault(number, 1.0 / passage.rank)
+    if not prior:
         return []
-    numbers = list(seen)
+    numbers = list(prior)
     dense = index.sentence_vectors[numbers] @ question_vector
+    texts = [index.sentence_text(index.sentences[n]) for n in numbers]
+    found = [set(terms(t)) for t in texts]
+    term_weights = _term_weights(question, lexicon)
+    local = {
+        t: math.log(1 + (len(found) + 0.5) / (sum(t in f for f in found) + 0.5))
+        for t in term_weights
+    }
+    term_weights = {t: w * local[t] for t, w in term_weights.items()}
+    question_terms = set(term_weights)
     scored = []
-    for number, similarity in zip(numbers, dense, strict=True):
+    for number, similarity, sentence, sentence_terms in zip(
+        numbers, dense, texts, found, strict=True
+    ):
         ref = index.sentences[number]
         article = index.articles[ref.article_id]
-        sentence = article.text[ref.start : ref.end]
-        found = set(terms(sentence))
         context = set(terms(article.title))
         before = table.previous(number)
         if before is not None:
-            previous = index.sentences[before]
-            context |= set(terms(article.text[previous.start : previous.end]))
-        lexical = _coverage(weights, found, context)
+            context |= set(terms(index.sentence_text(index.sentences[before])))
+        lexical = _coverage(term_weights, sentence_terms, context)
+        missing = _missing(term_weights, sentence_terms | context)
         span = _pick_span(sentence, kind, question_terms) if kind in SHORT_KINDS else None
-        typed = 1.0 if span or (kind == "why" and has_cause(sentence)) else 0.0
-        if kind not in SHORT_KINDS and kind != "why":
+        if kind in SHORT_KINDS:
+            typed = 1.0 if span else 0.0
+        elif kind == "why":
+            typed = 1.0 if has_cause(sentence) else 0.0
+        else:
             typed = 0.5
         score = (
-            WEIGHTS["dense"] * float(similarity)
-            + WEIGHTS["lexical"] * lexical
-            + WEIGHTS["typed"] * typed
-            + WEIGHTS["prior"] * seen[number]
+            weights["dense"] * float(similarity)
+            + weights["lexical"] * lexical
+            + weights["typed"] * typed
+            + weights["prior"] * prior[number]
         )
         scored.append(
             Scored(
-                number, ref.start, ref.end, ref.article_id, float(similarity), lexical, typed,
-                seen[number], score, (ref.start + span[0], ref.start + span[1]) if span else None,
+                number,
+                ref.start,
+                ref.end,
+                ref.article_id,
+                float(similarity),
+                lexical,
+                typed,
+                prior[number],
+                score,
+                (ref.start + span[0], ref.start + span[1]) if span else None,
+                missing,
             )
         )
     scored.sort(key=lambda s: -s.score)
@@ -210,9 +245,7 @@ def select(
     best = scored[0]
     confidence = confidence_of(best.score, threshold)
     if best.score < threshold:
-        return Reply(
-            (), confidence, False, "The articles do not seem to answer this question."
-        )
+        return Reply((), confidence, False, "The articles do not seem to answer this question.")
     chosen: list[tuple[Scored, list[Scored]]] = []
     for candidate in scored:
         if len(chosen) >= MAX_SENTENCES or candidate.score < best.score * RELATIVE_KEEP:
@@ -235,7 +268,9 @@ def select(
         ]
         span_text = article.text[main.span[0] : main.span[1]] if main.span else None
         sentences.append(
-            AnswerSentence(article.text[start : main.end], tuple(citations), round(main.score, 4), span_text)
+            AnswerSentence(
+                article.text[start : main.end], tuple(citations), round(main.score, 4), span_text
+            )
         )
     return Reply(tuple(sentences), confidence, True)
 

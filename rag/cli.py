@@ -28,7 +28,7 @@ def _settings(args: argparse.Namespace, *, rebuild: str = "auto") -> Settings:
         collection=paths,
         index_dir=Path(args.index) if args.index else None,
         chunking=ChunkSettings(max_tokens=args.chunk_tokens),
-        retriever=getattr(args, "retriever", None) or "hybrid",
+        retriever=r if (r := getattr(args, "retriever", None)) in METHODS else "hybrid",
         rebuild=rebuild,
     )
 
@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help=f"index directory (default: ${INDEX_ENV}, else one per collection in ~/.cache/rag)",
         )
-        p.add_argument("--chunk-tokens", type=int, default=ChunkSettings.max_tokens, help=argparse.SUPPRESS)
+        p.add_argument(
+            "--chunk-tokens", type=int, default=ChunkSettings.max_tokens, help=argparse.SUPPRESS
+        )
 
     p = sub.add_parser("index", help="build or refresh the index of a collection")
     p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
@@ -153,21 +155,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="ask a question")
     p.add_argument("question")
-    p.add_argument("--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)")
+    p.add_argument(
+        "--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)"
+    )
     p.add_argument("-k", "--top-k", type=int, default=5, help="supporting passages to show")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--retriever", choices=METHODS)
-    p.add_argument("--no-rebuild", action="store_true", help="fail instead of rebuilding a stale index")
+    p.add_argument(
+        "--no-rebuild", action="store_true", help="fail instead of rebuilding a stale index"
+    )
     common(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="run a Q&A set and report retrieval and answer metrics")
     p.add_argument("--qa", help="Q&A JSON Lines file (default: eval/qa.jsonl)")
-    p.add_argument("--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)")
-    p.add_argument("--retriever", choices=(*METHODS, "all"), help="default: hybrid; all compares them")
+    p.add_argument(
+        "--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)"
+    )
+    p.add_argument(
+        "--retriever", choices=(*METHODS, "all"), help="default: hybrid; all compares them"
+    )
     p.add_argument("--json", dest="json_path", metavar="PATH", help="write the JSON report here")
     p.add_argument("--html", dest="html_path", metavar="PATH", help="write the HTML report here")
-    p.add_argument("--thresholds", help="thresholds TOML (default: eval/thresholds.toml for the default set)")
+    p.add_argument(
+        "--thresholds", help="thresholds TOML (default: eval/thresholds.toml for the default set)"
+    )
     common(p)
     p.set_defaults(func=cmd_eval)
 

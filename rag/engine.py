@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from rag.answering import Reply, byline_reply, score_sentences, select
 from rag.errors import IndexMissingError, IndexStaleError
-from rag.index import Index, SentenceTable, build_index, load_index, read_manifest, save_index, stale_reasons
+from rag.index import (
+    Index,
+    SentenceTable,
+    build_index,
+    load_index,
+    read_manifest,
+    save_index,
+    stale_reasons,
+)
 from rag.ingest import load_collection
 from rag.questions import check_question, question_kind
 from rag.retrieval import Method, Retriever
 from rag.settings import Settings
-from rag.types import Answer, Article, Timings
+from rag.text import terms
+from rag.types import Answer, Article, Passage, Timings
 
 log = logging.getLogger(__name__)
 CANDIDATE_PASSAGES = 8
+_ABOUT_ARTICLES = set(
+    terms("article story piece post report wrote written author publish published date when who")
+)
 
 
 def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
@@ -69,6 +84,7 @@ class Engine:
         self.method = method
         self.retriever = Retriever(index, encoder)
         self.table = SentenceTable(index)
+        self._title_vectors: np.ndarray | None = None
 
     @classmethod
     def open(cls, settings: Settings, encoder=None) -> Engine:
@@ -87,6 +103,37 @@ class Engine:
             encoder = load_encoder(settings.model)
         index, _ = open_index(settings, encoder)
         return cls(index, encoder, method=settings.retriever)  # type: ignore[arg-type]
+
+    def article_named(self, question: str, passages: list[Passage]) -> Article:
+        """The article a question about an article (its author, its date) refers to.
+
+        Titles are compared with the question by meaning and by shared rare words; the
+        retrieved passages add a small vote.
+
+        Args:
+            question: The question.
+            passages: Its retrieved passages, best first.
+
+        Returns:
+            The best-matching article.
+        """
+        articles = list(self.index.articles.values())
+        if self._title_vectors is None:
+            self._title_vectors = self.encoder.encode([a.title for a in articles])
+        similarity = self._title_vectors @ self.retriever.question_vector(question)
+        asked = {t for t in terms(question) if t not in _ABOUT_ARTICLES}
+        lexicon = self.retriever.lexicon
+        total = sum(lexicon.idf(t) for t in asked) or 1.0
+        vote: dict[str, float] = {}
+        for p in passages:
+            vote.setdefault(p.article.id, 1.0 / p.rank)
+
+        def score(i: int) -> float:
+            title_terms = set(terms(articles[i].title))
+            overlap = sum(lexicon.idf(t) for t in asked & title_terms) / total
+            return float(similarity[i]) + overlap + 0.2 * vote.get(articles[i].id, 0.0)
+
+        return articles[max(range(len(articles)), key=score)]
 
     def filter_articles(
         self,
@@ -148,8 +195,12 @@ class Engine:
         if allowed is not None and not allowed:
             reply = Reply((), 0.0, False, "No article matches the filters (date range, author).")
         elif kind == "metadata" and passages:
-            field = "date" if any(w in question.casefold() for w in ("when", "date", "day")) else "author"
-            reply = byline_reply(passages[0].article, field)
+            field = (
+                "date" if re.search(r"(?i)\b(when|date|day|published)\b", question) else "author"
+            )
+            if re.search(r"(?i)\b(who|author|wrote|written)\b", question):
+                field = "author"
+            reply = byline_reply(self.article_named(question, passages), field)
         else:
             scored = score_sentences(
                 question,

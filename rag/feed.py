@@ -48,7 +48,7 @@ def split_caption(paragraph: str) -> tuple[str | None, str]:
     """
     for match in _GLUED.finditer(paragraph[: _MAX_CAPTION + 1]):
         caption = paragraph[: match.start()]
-        if any(c in caption for c in ".,;:!?\"“”"):
+        if any(c in caption for c in '.,;:!?"“”'):
             return None, paragraph
         if len(caption.split()) <= 6:
             return caption, paragraph[match.start() :]

@@ -88,7 +88,9 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
                 sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
     articles = {a.id: a for a in collection.articles}
     log.info("embedding %d sentences", len(sentences))
-    sentence_vectors = encoder.encode([articles[s.article_id].text[s.start : s.end] for s in sentences])
+    sentence_vectors = encoder.encode(
+        [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    )
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -101,10 +103,12 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
         },
         "chunks": len(chunks),
         "sentences": len(sentences),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
     }
-    return Index(manifest, articles, chunks, _faiss_index(chunk_vectors), sentences, sentence_vectors)
+    return Index(
+        manifest, articles, chunks, _faiss_index(chunk_vectors), sentences, sentence_vectors
+    )
 
 
 def _article_to_json(article: Article) -> dict[str, Any]:
@@ -194,13 +198,17 @@ def read_manifest(directory: Path) -> tuple[Path, dict[str, Any]]:
     """
     pointer = directory / CURRENT
     if not pointer.is_file():
-        raise IndexMissingError(f"No index in {directory}: build one with: rag index --index {directory}")
+        raise IndexMissingError(
+            f"No index in {directory}: build one with: rag index --index {directory}"
+        )
     generation = directory / pointer.read_text(encoding="utf-8").strip()
     manifest_path = generation / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise IndexCorruptError(f"Index file {manifest_path} is unreadable ({e}); {_fix(directory)}") from e
+        raise IndexCorruptError(
+            f"Index file {manifest_path} is unreadable ({e}); {_fix(directory)}"
+        ) from e
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexStaleError(
             f"Index in {directory} has format {manifest.get('format_version')}, this version reads"
@@ -235,24 +243,31 @@ def load_index(directory: Path) -> Index:
                 f" {expected['bytes']}); {_fix(directory)}"
             )
         if _sha256(path) != expected["sha256"]:
-            raise IndexCorruptError(f"Index file {path} is altered (checksum differs); {_fix(directory)}")
+            raise IndexCorruptError(
+                f"Index file {path} is altered (checksum differs); {_fix(directory)}"
+            )
     try:
         store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
         articles = {a["id"]: _article_from_json(a) for a in store["articles"]}
         chunks = [
-            Chunk(**{**c, "sentences": tuple(tuple(s) for s in c["sentences"])}) for c in store["chunks"]
+            Chunk(**{**c, "sentences": tuple(tuple(s) for s in c["sentences"])})
+            for c in store["chunks"]
         ]
         sentences = [SentenceRef(**s) for s in store["sentences"]]
         chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
         sentence_vectors = np.load(generation / "sentences.npy")
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise IndexCorruptError(f"Index in {generation} cannot be read ({e}); {_fix(directory)}") from e
+        raise IndexCorruptError(
+            f"Index in {generation} cannot be read ({e}); {_fix(directory)}"
+        ) from e
     if chunk_vectors.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
     return Index(manifest, articles, chunks, chunk_vectors, sentences, sentence_vectors)
 
 
-def stale_reasons(manifest: dict[str, Any], collection: Collection, model: str, settings: ChunkSettings) -> list[str]:
+def stale_reasons(
+    manifest: dict[str, Any], collection: Collection, model: str, settings: ChunkSettings
+) -> list[str]:
     """What differs between a saved index and what is asked for now.
 
     Args:
@@ -270,7 +285,9 @@ def stale_reasons(manifest: dict[str, Any], collection: Collection, model: str, 
     if manifest["model"] != model:
         reasons.append(f"the index was built with model {manifest['model']}, not {model}")
     if manifest["chunking"] != asdict(settings):
-        reasons.append(f"the index was built with chunking {manifest['chunking']}, not {asdict(settings)}")
+        reasons.append(
+            f"the index was built with chunking {manifest['chunking']}, not {asdict(settings)}"
+        )
     return reasons
 
 

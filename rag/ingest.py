@@ -149,7 +149,9 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
             try:
                 date = dt.date.fromisoformat(str(record["date"])[:10])
             except ValueError:
-                warnings.append(f"{where}: date {record['date']!r} is not ISO (YYYY-MM-DD), left out")
+                warnings.append(
+                    f"{where}: date {record['date']!r} is not ISO (YYYY-MM-DD), left out"
+                )
         articles.append(
             build_article(
                 title=title,
@@ -302,4 +304,6 @@ def load_collection(paths: Sequence[str | Path] | None = None) -> Collection:
             + (". " + "; ".join(warnings) if warnings else "")
         )
     readable = [f for f in files if not any(w.startswith(f"{f}:") for w in warnings)]
-    return Collection(tuple(articles), tuple(warnings), fingerprint(readable or files), tuple(map(str, files)))
+    return Collection(
+        tuple(articles), tuple(warnings), fingerprint(readable or files), tuple(map(str, files))
+    )

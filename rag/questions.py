@@ -12,12 +12,30 @@ MAX_QUESTION_CHARS = 1000
 KINDS = ("person", "date", "number", "place", "why", "metadata", "factoid")
 
 _RULES: tuple[tuple[str, str], ...] = (
-    ("metadata", r"\b(who (wrote|authored|penned)|written by|author of|(whose|which) (article|story|post|piece)|byline|when was (the|this|that) (article|story|post|piece|report)|(date|day) of (the|this) (article|story|post|piece)|publish(ed|ing)? (date|on|when)|when (was|were) .* (published|posted|written))\b"),
-    ("why", r"\b(why|what (caused|led to|prompted|motivated)|for what reason|reason for|because of what)\b"),
-    ("number", r"\b(how (many|much|long|old|big|large)|what (number|percentage|proportion|share|amount|size)|number of)\b"),
-    ("date", r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago)\b"),
-    ("place", r"\b(where|what (country|city|town|region|province|place|area|location)|which (country|city|town|region|province|place|area|location)|whereabouts)\b"),
-    ("person", r"\b(who|whom|whose|what (man|woman|person|leader|official|spokesman|general|minister)|which (man|woman|person|leader|official|spokesman|general|minister)|name of the (man|woman|person|leader))\b"),
+    (
+        "metadata",
+        r"\b(who (wrote|authored|penned)|written by|author of|(whose|which) (article|story|post|piece)|byline|when was (the|this|that) (article|story|post|piece|report)|(date|day) of (the|this) (article|story|post|piece)|publish(ed|ing)? (date|on|when)|when (was|were) .* (published|posted|written))\b",
+    ),
+    (
+        "why",
+        r"\b(why|what (caused|led to|prompted|motivated)|for what reason|reason for|because of what)\b",
+    ),
+    (
+        "number",
+        r"\b(how (many|much|long|old|big|large)|what (number|percentage|proportion|share|amount|size)|number of)\b",
+    ),
+    (
+        "date",
+        r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago)\b",
+    ),
+    (
+        "place",
+        r"\b(where|what (country|city|town|region|province|place|area|location)|which (country|city|town|region|province|place|area|location)|whereabouts)\b",
+    ),
+    (
+        "person",
+        r"\b(who|whom|whose|what (man|woman|person|leader|official|spokesman|general|minister)|which (man|woman|person|leader|official|spokesman|general|minister)|name of the (man|woman|person|leader))\b",
+    ),
 )
 
 

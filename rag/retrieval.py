@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import logging
 import functools
+import logging
 from collections.abc import Collection as Set
 from typing import Literal
 
@@ -110,7 +110,9 @@ class Retriever:
             Passages best first, each with its score (cosine, BM25, or fused) and article.
         """
         if method not in METHODS:
-            raise ValueError(f"unknown retrieval method {method!r}; use one of {', '.join(METHODS)}")
+            raise ValueError(
+                f"unknown retrieval method {method!r}; use one of {', '.join(METHODS)}"
+            )
         chunks = self.index.chunks
         allowed = np.array(
             [articles is None or c.article_id in articles for c in chunks], dtype=bool

@@ -80,9 +80,7 @@ def article_to_dict(article: Article, *, with_text: bool = True) -> dict[str, An
         "date": article.date.isoformat() if article.date else None,
         "caption": article.caption,
         "url": article.url,
-        "sections": [
-            {"title": s.title, "start": s.start, "end": s.end} for s in article.sections
-        ],
+        "sections": [{"title": s.title, "start": s.start, "end": s.end} for s in article.sections],
     }
     if with_text:
         data["text"] = article.text

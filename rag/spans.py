@@ -47,10 +47,51 @@ _PLACE_CUE = re.compile(
     r"\b(?:in|at|from|near|to|outside|inside|across|throughout|into|of)\s+(?:(?:the|northern|southern|eastern|western|north|south|east|west|central)\s+)*$"
 )
 _LEADING = {
-    "The", "A", "An", "In", "On", "At", "But", "And", "According", "However", "This", "That",
-    "These", "Those", "It", "He", "She", "They", "We", "Its", "His", "Her", "Their", "Since",
-    "After", "Before", "As", "If", "When", "While", "Many", "Some", "Most", "Several", "Last",
-    "About", "Around", "Over", "Nearly", "More", "Almost", "Only", "Both", "Such", "Other",
+    "The",
+    "A",
+    "An",
+    "In",
+    "On",
+    "At",
+    "But",
+    "And",
+    "According",
+    "However",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "It",
+    "He",
+    "She",
+    "They",
+    "We",
+    "Its",
+    "His",
+    "Her",
+    "Their",
+    "Since",
+    "After",
+    "Before",
+    "As",
+    "If",
+    "When",
+    "While",
+    "Many",
+    "Some",
+    "Most",
+    "Several",
+    "Last",
+    "About",
+    "Around",
+    "Over",
+    "Nearly",
+    "More",
+    "Almost",
+    "Only",
+    "Both",
+    "Such",
+    "Other",
 }
 
 
@@ -91,7 +132,8 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
         return [
             s
             for s in _names(sentence)
-            if not any(a <= s[0] < b for a, b in dates) and not _MONTH_RE.fullmatch(text[s[0] : s[1]])
+            if not any(a <= s[0] < b for a, b in dates)
+            and not _MONTH_RE.fullmatch(text[s[0] : s[1]])
         ]
     if kind == "place":
         return [s for s in _names(sentence) if _PLACE_CUE.search(text[: s[0]])]

@@ -1,0 +1,211 @@
+"""The eval harness: run a Q&A set through the engine, score it, report, and gate on thresholds."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import check_thresholds, score_question, summarize
+from eval.report import render_html
+from rag.engine import Engine
+from rag.retrieval import METHODS
+
+HERE = Path(__file__).parent
+DEFAULT_QA = HERE / "qa.jsonl"
+DEFAULT_THRESHOLDS = HERE / "thresholds.toml"
+RETRIEVE_K = 10
+TABLE_METRICS = (
+    "hit@1",
+    "hit@5",
+    "mrr@10",
+    "answer_hit@1",
+    "answer_hit@3",
+    "span_f1",
+    "citation_precision",
+    "abstention_recall",
+    "false_refusal_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
+
+
+def load_qa(path: Path) -> list[dict[str, Any]]:
+    """Read a Q&A JSON Lines file, checking each record's shape.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The records.
+
+    Raises:
+        ValueError: A line is not a record of the format; the message names the line.
+    """
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+        missing = {"id", "question", "answers", "articles"} - set(record)
+        if missing:
+            raise ValueError(f"{path}:{number}: missing {', '.join(sorted(missing))}")
+        record.setdefault("kind", "factoid" if record["answers"] else "unanswerable")
+        records.append(record)
+    return records
+
+
+def run_question(engine: Engine, qa: dict[str, Any], method: str) -> dict[str, Any]:
+    """Ask one question and keep what is needed to score it again without the harness.
+
+    Args:
+        engine: The engine.
+        qa: The Q&A record.
+        method: Retrieval method.
+
+    Returns:
+        The result record (see `eval.metrics.score_question`).
+    """
+    started = time.perf_counter()
+    answer = engine.ask(qa["question"], top_k=RETRIEVE_K, method=method)
+    latency = (time.perf_counter() - started) * 1000
+    return {
+        "id": qa["id"],
+        "question": qa["question"],
+        "retrieved": list(dict.fromkeys(p.article.title for p in answer.passages)),
+        "answered": answer.answered,
+        "confidence": answer.confidence,
+        "reason": answer.reason,
+        "sentences": [
+            {
+                "text": s.text,
+                "title": s.citations[0].title,
+                "start": s.citations[0].start,
+                "end": s.citations[0].end,
+                "span": s.span,
+                "also_in": [c.title for c in s.citations[1:]],
+            }
+            for s in answer.sentences
+        ],
+        "latency_ms": round(latency, 2),
+    }
+
+
+def evaluate(engine: Engine, qas: Sequence[dict[str, Any]], method: str) -> dict[str, Any]:
+    """Run every question with one retrieval method and summarise.
+
+    Args:
+        engine: The engine.
+        qas: Q&A records.
+        method: Retrieval method.
+
+    Returns:
+        `{"method", "metrics", "questions"}` where each question carries its result and scores.
+    """
+    engine.ask(qas[0]["question"], method=method)  # warm caches so latency is steady-state
+    results = [run_question(engine, qa, method) for qa in qas]
+    metrics = summarize(qas, results)
+    questions = [
+        {**result, "expected": qa, "scores": score_question(qa, result)}
+        for qa, result in zip(qas, results, strict=True)
+    ]
+    return {"method": method, "metrics": metrics, "questions": questions}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) and value > 1.5 else f"{value:.3f}"
+
+
+def format_table(runs: Sequence[dict[str, Any]]) -> str:
+    """The metrics of one or more runs side by side, one row per metric."""
+    width = max(len(m) for m in TABLE_METRICS) + 2
+    lines = ["metric".ljust(width) + "".join(r["method"].rjust(10) for r in runs)]
+    for metric in TABLE_METRICS:
+        lines.append(
+            metric.ljust(width) + "".join(_fmt(r["metrics"].get(metric)).rjust(10) for r in runs)
+        )
+    return "\n".join(lines)
+
+
+def format_kinds(run: dict[str, Any]) -> str:
+    """Per-kind answer hit@1 (or refusal rate) of a run."""
+    lines = []
+    for kind, m in sorted(run["metrics"]["per_kind"].items()):
+        value = m.get("answer_hit@1", m.get("refusal_rate"))
+        label = "answer_hit@1" if "answer_hit@1" in m else "refusal_rate"
+        lines.append(f"  {kind:<14}{m['questions']:>4} questions  {label} {_fmt(value)}")
+    return "\n".join(lines)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """`rag eval`: evaluate, print a table, write reports, and check the thresholds.
+
+    Args:
+        args: Parsed arguments of `rag eval`.
+
+    Returns:
+        0 when every threshold holds, 1 when one fails.
+    """
+    from rag.cli import _settings
+
+    qa_path = Path(args.qa) if args.qa else DEFAULT_QA
+    qas = load_qa(qa_path)
+    thresholds_path = Path(args.thresholds) if args.thresholds else None
+    if thresholds_path is None and qa_path.resolve() == DEFAULT_QA.resolve() and not args.paths:
+        thresholds_path = DEFAULT_THRESHOLDS
+    settings = _settings(args)
+    engine = Engine.open(settings)
+    methods = list(METHODS) if args.retriever == "all" else [args.retriever or settings.retriever]
+    runs = [evaluate(engine, qas, method) for method in methods]
+    main_run = next((r for r in runs if r["method"] == settings.retriever), runs[0])
+    print(
+        f"{len(qas)} questions from {qa_path}, collection {', '.join(map(str, settings.collection))}"
+    )
+    print(format_table(runs))
+    print("per kind (" + main_run["method"] + "):")
+    print(format_kinds(main_run))
+    if len(runs) > 1:
+        best = max(
+            runs, key=lambda r: (r["metrics"]["answer_hit@1"] or 0, r["metrics"]["hit@5"] or 0)
+        )
+        print(f"best by answer_hit@1: {best['method']}")
+    failures: list[str] = []
+    if thresholds_path:
+        thresholds = tomllib.loads(thresholds_path.read_text(encoding="utf-8"))
+        failures = check_thresholds(main_run["metrics"], thresholds)
+    report = {
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "qa": str(qa_path),
+        "collection": [str(p) for p in settings.collection],
+        "index": engine.index.manifest,
+        "default_retriever": main_run["method"],
+        "metrics": main_run["metrics"],
+        "retrievers": {r["method"]: r["metrics"] for r in runs},
+        "thresholds": str(thresholds_path) if thresholds_path else None,
+        "failures": failures,
+        "questions": main_run["questions"],
+    }
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(
+            json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+    if args.html_path:
+        Path(args.html_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html_path).write_text(render_html(report), encoding="utf-8")
+    for failure in failures:
+        print(f"FAILED threshold: {failure}", file=sys.stderr)
+    if thresholds_path:
+        print("thresholds: " + ("all met" if not failures else f"{len(failures)} failed"))
+    return 1 if failures else 0

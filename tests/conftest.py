@@ -1,0 +1,55 @@
+"""Shared fixtures: a fake encoder for plumbing tests, the real engine for quality tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.ingest import DEFAULT_COLLECTION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeEncoder:
+    """Hashes words into a small vector space: fast, deterministic, no model."""
+
+    name = "fake-hashing"
+    dimension = 64
+    max_tokens = 256
+
+    def encode(self, texts, *, batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+    def count_tokens(self, texts) -> list[int]:
+        return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    from embeddings import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def engine(real_encoder, tmp_path_factory):
+    """The real pipeline on the shipped collection, built once per test session."""
+    from rag.engine import Engine
+    from rag.settings import Settings
+
+    settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=tmp_path_factory.mktemp("index"))
+    return Engine.open(settings, real_encoder)

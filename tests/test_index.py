@@ -1,0 +1,123 @@
+"""Chunking, saving and loading the index, with a fake encoder (fast plumbing tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import faiss
+import pytest
+
+from rag.chunking import ChunkSettings, chunk_articles
+from rag.engine import open_index
+from rag.errors import IndexCorruptError, IndexStaleError
+from rag.index import build_index, load_index, save_index
+from rag.ingest import DEFAULT_COLLECTION, load_collection
+from rag.retrieval import Retriever
+from rag.settings import Settings
+
+
+def test_every_sentence_offset_slices_back_to_its_sentence(fake_encoder):
+    articles = load_collection().articles
+    chunks = chunk_articles(articles, fake_encoder.count_tokens, ChunkSettings())
+    by_id = {a.id: a for a in articles}
+    covered = {a.id: set() for a in articles}
+    for chunk in chunks:
+        article = by_id[chunk.article_id]
+        assert article.text[chunk.start : chunk.end] == chunk.text
+        for start, end in chunk.sentences:
+            sentence = article.text[start:end]
+            assert sentence == sentence.strip() and sentence
+            assert chunk.start <= start < end <= chunk.end <= article.body_end
+            covered[article.id].add((start, end))
+    for article in articles:
+        # every sentence of the body is in some chunk
+        assert sum(e - s for s, e in covered[article.id]) >= 0.9 * len(
+            article.body.replace("\n\n", "")
+        )
+
+
+def test_chunks_fit_the_window_and_overlap_by_one_sentence(fake_encoder):
+    articles = load_collection().articles
+    chunks = chunk_articles(articles, fake_encoder.count_tokens, ChunkSettings(max_tokens=80))
+    for chunk in chunks:
+        if len(chunk.sentences) > 1:
+            assert fake_encoder.count_tokens([chunk.text])[0] <= 80 + 2 * len(chunk.sentences)
+    same_section = [
+        (a, b)
+        for a, b in zip(chunks, chunks[1:], strict=False)
+        if a.article_id == b.article_id and a.section == b.section and len(a.sentences) > 1
+    ]
+    assert same_section
+    for a, b in same_section:
+        assert a.sentences[-1] == b.sentences[0]
+
+
+def test_digest_chunks_never_cross_items(fake_encoder):
+    articles = load_collection().articles
+    digest = next(a for a in articles if a.title.startswith("News you may have missed"))
+    for chunk in chunk_articles([digest], fake_encoder.count_tokens, ChunkSettings()):
+        section = digest.sections[chunk.section]
+        assert section.start <= chunk.start and chunk.end <= section.end
+
+
+@pytest.fixture
+def saved(tmp_path, fake_encoder):
+    collection = load_collection()
+    index = build_index(collection, fake_encoder, ChunkSettings())
+    save_index(index, tmp_path / "idx")
+    return tmp_path / "idx", index
+
+
+def test_saved_index_loads_with_the_same_results(saved, fake_encoder):
+    directory, index = saved
+    loaded = load_index(directory)
+    assert loaded.chunks == index.chunks and loaded.articles == index.articles
+    question = "Who shot Hisham al-Hashimi?"
+    before = [(p.chunk.id, round(p.score, 5)) for p in Retriever(index, fake_encoder).retrieve(question, 5)]
+    after = [(p.chunk.id, round(p.score, 5)) for p in Retriever(loaded, fake_encoder).retrieve(question, 5)]
+    assert before == after
+    assert loaded.manifest["model"] == "fake-hashing" and loaded.manifest["chunks"] == len(index.chunks)
+
+
+@pytest.mark.parametrize("name", ["chunks.faiss", "store.json", "sentences.npy"])
+def test_truncated_file_gives_a_clear_error(saved, name):
+    directory, _ = saved
+    generation = next(directory.glob("gen-*"))
+    path = generation / name
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexCorruptError) as error:
+        load_index(directory)
+    assert str(path) in str(error.value) and "rag index --index" in str(error.value)
+
+
+def test_a_crash_while_saving_leaves_the_old_index(saved, fake_encoder, monkeypatch):
+    directory, index = saved
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(OSError):
+        save_index(index, directory)
+    assert load_index(directory).chunks == index.chunks
+
+
+def test_changed_collection_is_detected(tmp_path, fake_encoder):
+    source = tmp_path / "articles.txt"
+    source.write_text(DEFAULT_COLLECTION.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = Settings(collection=(source,), index_dir=tmp_path / "idx")
+    index, _ = open_index(settings, fake_encoder)
+    with source.open("a", encoding="utf-8") as f:
+        f.write("\n\nA new article\n\nIt says something new.\n\nAuthor: X | Date: 01 May 2021 | Permalink\n")
+    with pytest.raises(IndexStaleError, match="collection has changed"):
+        open_index(dataclasses.replace(settings, rebuild="never"), fake_encoder)
+    rebuilt, _ = open_index(settings, fake_encoder)
+    assert len(rebuilt.articles) == len(index.articles) + 1
+
+
+def test_changed_chunking_is_detected(tmp_path, fake_encoder):
+    settings = Settings(index_dir=tmp_path / "idx")
+    open_index(settings, fake_encoder)
+    other = dataclasses.replace(settings, chunking=ChunkSettings(max_tokens=128), rebuild="never")
+    with pytest.raises(IndexStaleError, match="chunking"):
+        open_index(other, fake_encoder)

@@ -1,0 +1,629 @@
+"""The web app: a question page, article pages and a JSON API over the answering engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import jinja2
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.engine import Engine
+from rag.errors import QuestionError
+from rag.serialize import answer_to_dict, article_to_dict
+from rag.settings import Settings
+from rag.types import Answer, Article
+from web.schemas import (
+    AnswerOut,
+    ArticleOut,
+    ArticleSummary,
+    AskOptions,
+    AskQuery,
+    AskRequest,
+    HealthOut,
+    ManifestOut,
+)
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+EXAMPLES = 3
+EXAMPLE_CANDIDATES = 8
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def article_url(article_id: str, start: int | None = None, end: int | None = None) -> str:
+    """The address of an article page, optionally highlighting and scrolled to a range.
+
+    Args:
+        article_id: The article.
+        start: Start offset of the range to highlight in the article's text.
+        end: End offset (exclusive).
+
+    Returns:
+        A site-relative URL.
+    """
+    path = f"/articles/{quote(article_id, safe='')}"
+    return path if start is None or end is None else f"{path}?hl={start}-{end}#quote"
+
+
+def marked_pieces(
+    text: str, offset: int, ranges: Iterable[Sequence[int | None]]
+) -> list[tuple[str, bool]]:
+    """Cut a text into pieces, each inside one of the ranges (to highlight) or outside all.
+
+    Args:
+        text: The text, which starts at `offset` of its article.
+        offset: The article offset of `text[0]`.
+        ranges: (start, end) article offsets, in order; ranges with a None are skipped.
+
+    Returns:
+        (piece, highlighted) pairs that join to `text`.
+    """
+    pieces: list[tuple[str, bool]] = []
+    position = 0
+    for start, end in ranges:
+        if start is None or end is None:
+            continue
+        lo, hi = max(start - offset, position), min(end - offset, len(text))
+        if hi <= lo:
+            continue
+        if lo > position:
+            pieces.append((text[position:lo], False))
+        pieces.append((text[lo:hi], True))
+        position = hi
+    if position < len(text):
+        pieces.append((text[position:], False))
+    return pieces
+
+
+def answer_out(answer: Answer) -> AnswerOut:
+    """The API form of an answer: the core's plain data with source numbers and page links.
+
+    Args:
+        answer: The answer.
+
+    Returns:
+        The answer with a numbered source (one per article) and a `url` for every citation,
+        and for every passage the ranges of it that the answer quotes.
+    """
+    data = answer_to_dict(answer)
+    numbers: dict[str, int] = {}
+    sources: list[dict[str, Any]] = []
+    cited: list[dict[str, Any]] = []
+    for sentence in data["sentences"]:
+        for citation in sentence["citations"]:
+            if citation["article_id"] not in numbers:
+                numbers[citation["article_id"]] = len(numbers) + 1
+                sources.append(
+                    {
+                        **{k: citation[k] for k in ("article_id", "title", "author", "date")},
+                        "number": len(numbers),
+                        "url": article_url(citation["article_id"]),
+                    }
+                )
+            citation["number"] = numbers[citation["article_id"]]
+            citation["url"] = article_url(citation["article_id"], citation["start"], citation["end"])
+            cited.append(citation)
+    for passage in data["passages"]:
+        passage["url"] = article_url(passage["article_id"], passage["start"], passage["end"])
+        passage["highlights"] = _merge(
+            (max(c["start"], passage["start"]), min(c["end"], passage["end"]))
+            for c in cited
+            if c["article_id"] == passage["article_id"]
+            and c["start"] < passage["end"]
+            and c["end"] > passage["start"]
+        )
+    return AnswerOut.model_validate({**data, "sources": sources})
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass
+class Piece:
+    """Text of an article page, highlighted or not."""
+
+    text: str
+    mark: bool = False
+    first: bool = False
+
+
+@dataclass
+class Run:
+    """One sentence of an article page (with its anchor), or text between sentences."""
+
+    anchor: str | None
+    pieces: list[Piece]
+
+
+@dataclass
+class Block:
+    """A paragraph of an article page, or its byline."""
+
+    byline: bool
+    runs: list[Run]
+
+
+def article_blocks(
+    article: Article, sentences: Sequence[tuple[int, int]], mark: tuple[int, int] | None = None
+) -> list[Block]:
+    """Lay out an article for its page: every sentence anchored as `s-{start}-{end}`, the byline
+    too, and a range (a quote) highlighted, its first piece being the `#quote` target.
+
+    Args:
+        article: The article.
+        sentences: (start, end) of its body sentences.
+        mark: The range to highlight, if any.
+
+    Returns:
+        The paragraphs, then the byline, as blocks of runs of pieces that join to their text.
+    """
+    paragraphs = [*article.paragraphs, *([article.byline] if article.byline else [])]
+    anchors = [*sentences, *([article.byline] if article.byline else [])]
+    blocks: list[Block] = []
+    first = True
+    for start, end in paragraphs:
+        inside = [(a, b) for a, b in anchors if start <= a and b <= end]
+        cuts = {start, end, *(x for span in inside for x in span)}
+        if mark:
+            cuts |= {min(max(x, start), end) for x in mark}
+        points = sorted(cuts)
+        runs: list[Run] = []
+        for a, b in zip(points, points[1:], strict=False):
+            owner = next(((s, e) for s, e in inside if s <= a and b <= e), None)
+            anchor = f"s-{owner[0]}-{owner[1]}" if owner else None
+            marked = mark is not None and mark[0] <= a and b <= mark[1]
+            piece = Piece(article.text[a:b], marked, marked and first)
+            first = first and not marked
+            if runs and runs[-1].anchor == anchor:
+                runs[-1].pieces.append(piece)
+            else:
+                runs.append(Run(anchor, [piece]))
+        blocks.append(Block((start, end) == article.byline, runs))
+    return blocks
+
+
+def example_prompt(title: str) -> str:
+    """Turn an article title into an example question.
+
+    Args:
+        title: The title as written.
+
+    Returns:
+        `What happened: <title>?`, without a leading one-word label such as `Analysis:`.
+    """
+    title = re.sub(r"^\w+:\s+", "", " ".join(title.split())).rstrip(" .!?:;")
+    return f"What happened: {title}?"
+
+
+@dataclass
+class AppState:
+    """The engine once it is loaded (or why it could not be), and what the pages derive from it."""
+
+    settings: Settings
+    engine: Engine | None = None
+    error: str | None = None
+    loading: bool = False
+    started: float = field(default_factory=time.monotonic)
+    examples: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    sentences: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def use(self, engine: Engine) -> None:
+        """Take a loaded engine into service: anchors, authors and example questions first.
+
+        Args:
+            engine: The open engine.
+        """
+        index = engine.index
+        sentences: dict[str, list[tuple[int, int]]] = {a: [] for a in index.articles}
+        for ref in index.sentences:
+            sentences[ref.article_id].append((ref.start, ref.end))
+        self.sentences = {a: sorted(s) for a, s in sentences.items()}
+        self.authors = sorted({a.author for a in index.articles.values() if a.author})
+        newest = sorted(index.articles.values(), key=lambda a: a.date or dt.date.min, reverse=True)
+        examples: list[str] = []
+        for article in newest[:EXAMPLE_CANDIDATES]:
+            prompt = example_prompt(article.title)
+            if len(examples) < EXAMPLES and engine.ask(prompt).answered:
+                examples.append(prompt)
+        self.examples = examples
+        self.engine = engine
+
+    def load(self) -> None:
+        """Open (or build) the index; meant to run in a background thread."""
+        log.info("opening the index in %s (built if missing or out of date)", self.settings.index_path)
+        try:
+            engine = Engine.open(self.settings)
+            self.use(engine)
+        except Exception as e:
+            log.exception("the index could not be opened")
+            self.error = f"The index could not be opened: {e}"
+            return
+        m = engine.index.manifest
+        log.info(
+            "index ready after %.1f s: %d articles, %d chunks, %d sentences (%s, built %s)",
+            time.monotonic() - self.started,
+            len(engine.index.articles),
+            m.get("chunks", 0),
+            m.get("sentences", 0),
+            m.get("model"),
+            m.get("created_at"),
+        )
+
+    @property
+    def articles(self) -> dict[str, Article]:
+        """The articles of the loaded index."""
+        return self.engine.index.articles if self.engine else {}
+
+    def health(self) -> HealthOut:
+        """Whether questions can be asked, with the index's manifest once it is loaded."""
+        if self.engine is None:
+            status = "failed" if self.error else "loading"
+            return HealthOut(ready=False, status=status, error=self.error)
+        m = self.engine.index.manifest
+        manifest = ManifestOut(
+            model=m.get("model", ""),
+            articles=len(self.engine.index.articles),
+            chunks=m.get("chunks", 0),
+            sentences=m.get("sentences", 0),
+            created_at=m.get("created_at", ""),
+        )
+        return HealthOut(ready=True, status="ready", manifest=manifest)
+
+    def not_ready(self) -> str:
+        """Why questions cannot be asked yet."""
+        if self.error:
+            return self.error
+        waited = time.monotonic() - self.started
+        return (
+            f"The index is still loading ({waited:.0f} s so far; building it the first time"
+            " takes a little longer). Try again in a few seconds."
+        )
+
+    def ask(self, question: str, options: AskOptions) -> AnswerOut:
+        """Ask the engine (one question at a time).
+
+        Args:
+            question: The question.
+            options: Filters and passage count.
+
+        Returns:
+            The answer in its API form.
+
+        Raises:
+            QuestionError: The core refuses the question.
+        """
+        assert self.engine is not None
+        with self.lock:
+            answer = self.engine.ask(
+                question,
+                top_k=options.top_k,
+                date_from=options.date_from,
+                date_to=options.date_to,
+                author=options.author,
+            )
+        return answer_out(answer)
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.web
+
+
+def _ready(request: Request) -> AppState:
+    state = _state(request)
+    if state.engine is None:
+        headers = None if state.error else {"Retry-After": "5"}
+        raise HTTPException(503, detail=state.not_ready(), headers=headers)
+    return state
+
+
+State = Annotated[AppState, Depends(_state)]
+Ready = Annotated[AppState, Depends(_ready)]
+
+
+def _answer(state: AppState, question: str, options: AskOptions, where: list[str]) -> AnswerOut:
+    try:
+        return state.ask(question, options)
+    except QuestionError as e:
+        detail = [{"type": "question", "loc": where, "msg": str(e)}]
+        raise HTTPException(422, detail=detail) from e
+
+
+def _article(state: AppState, article_id: str) -> Article:
+    try:
+        return state.articles[article_id]
+    except KeyError as e:
+        raise HTTPException(404, detail=f"No article with id {article_id!r}.") from e
+
+
+def _range(article: Article, hl: str | None) -> tuple[int, int] | None:
+    if hl is None:
+        return None
+    start, end = (int(x) for x in hl.split("-"))
+    if not 0 <= start < end <= len(article.text):
+        detail = [
+            {
+                "type": "range",
+                "loc": ["query", "hl"],
+                "msg": f"The range {hl} is not inside the article (0-{len(article.text)}).",
+            }
+        ]
+        raise HTTPException(422, detail=detail)
+    return start, end
+
+
+def _prefers_json(request: Request, *, default: bool) -> bool:
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return True
+    if "text/html" in accept and "application/json" not in accept:
+        return False
+    return default
+
+
+def _long_date(value: dt.date | None) -> str:
+    return f"{value.day} {value:%B %Y}" if value else "no date"
+
+
+def _message(errors: Sequence[Any]) -> str:
+    names = {"q": "question"}
+    parts = []
+    for error in errors:
+        where = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "path")]
+        field_name = names.get(where[-1], where[-1]) if where else ""
+        parts.append(f"{field_name}: {error.get('msg')}" if field_name else str(error.get("msg")))
+    return "; ".join(parts)
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
+    )
+    env.globals["marked"] = marked_pieces
+    env.filters["longdate"] = _long_date
+    return Jinja2Templates(env=env)
+
+
+templates = _templates()
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    return templates.TemplateResponse(
+        request, name, context, status_code=status, headers={"Vary": "Accept"}
+    )
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """Build the web app.
+
+    Args:
+        settings: Where the collection and index are.
+        engine: An open engine to use; when None, the index is opened (or built) in a
+            background thread at start-up, and until it is ready `/healthz` says so and
+            `/ask` answers 503.
+
+    Returns:
+        The FastAPI app.
+    """
+    state = AppState(settings)
+    if engine is not None:
+        state.use(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if state.engine is None and not state.loading:
+            state.loading = True
+            threading.Thread(target=state.load, name="rag-index", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="Ask the articles",
+        summary="Questions about news articles, answered with cited, verbatim sentences.",
+        lifespan=lifespan,
+    )
+    app.state.web = state
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def _wants_error_page(request: Request) -> bool:
+    return not request.url.path.startswith("/ask") and not _prefers_json(request, default=True)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if not _wants_error_page(request):
+        return await http_exception_handler(request, exc)
+    detail = exc.detail if isinstance(exc.detail, str) else _message(exc.detail)
+    return _page(request, "error.html", {"status": exc.status_code, "message": detail}, exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if not _wants_error_page(request):
+        return await request_validation_exception_handler(request, exc)
+    return _page(request, "error.html", {"status": 422, "message": _message(exc.errors())}, 422)
+
+
+router = APIRouter()
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The index is still loading, or could not be opened."}
+}
+
+
+@router.post("/ask", response_model=AnswerOut, responses=BUSY, tags=["answers"])
+def ask_post(body: AskRequest, state: Ready) -> AnswerOut:
+    """Answer a question with quoted, cited sentences, or say the articles do not answer."""
+    return _answer(state, body.question, body, ["body", "question"])
+
+
+@router.get("/ask", response_model=AnswerOut, responses=BUSY, tags=["answers"])
+def ask_get(params: Annotated[AskQuery, Query()], state: Ready) -> AnswerOut:
+    """The same as `POST /ask`, with the question in `q`: `curl '.../ask?q=Who+...'`."""
+    return _answer(state, params.q, params, ["query", "q"])
+
+
+@router.get("/articles", response_model=list[ArticleSummary], responses=BUSY, tags=["articles"])
+def articles(request: Request, state: Ready) -> Any:
+    """The articles: JSON, or an HTML list for browsers."""
+    found = [_summary(a) for a in state.articles.values()]
+    if _prefers_json(request, default=True):
+        return found
+    return _page(request, "articles.html", {"articles": found})
+
+
+@router.get(
+    "/articles/{article_id}",
+    response_model=ArticleOut,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "HTML unless JSON is asked for."},
+        404: {"description": "No such article."},
+        **BUSY,
+    },
+    tags=["articles"],
+)
+def article(
+    article_id: str,
+    request: Request,
+    state: Ready,
+    hl: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,9}-\d{1,9}$", description="A range to highlight: start-end."),
+    ] = None,
+) -> Any:
+    """One article: HTML with every sentence anchored (`#s-{start}-{end}`) and the `hl` range
+    highlighted as `#quote`, or JSON with `Accept: application/json`."""
+    found = _article(state, article_id)
+    mark = _range(found, hl)
+    if _prefers_json(request, default=False):
+        return ArticleOut.model_validate(
+            {**article_to_dict(found, with_text=True), "page_url": article_url(found.id)}
+        )
+    blocks = article_blocks(found, state.sentences.get(found.id, []), mark)
+    return _page(request, "article.html", {"article": found, "blocks": blocks, "mark": mark})
+
+
+@router.get("/healthz", response_model=HealthOut, tags=["service"])
+def healthz(state: State, response: Response) -> HealthOut:
+    """Whether the index is loaded (503 until it is), with its manifest."""
+    health = state.health()
+    response.status_code = 200 if health.ready else 503
+    return health
+
+
+@router.get("/", include_in_schema=False)
+def page(request: Request, state: State) -> Response:
+    """The question page; `/?q=...` answers on the server, no JavaScript needed."""
+    return _question_page(request, state)
+
+
+def _summary(article: Article) -> ArticleSummary:
+    return ArticleSummary.model_validate(
+        {**article_to_dict(article, with_text=False), "page_url": article_url(article.id)}
+    )
+
+
+def _question_page(request: Request, state: AppState) -> Response:
+    fields = {k: v for k, v in request.query_params.items() if k in AskQuery.model_fields}
+    context: dict[str, Any] = {
+        "form": fields,
+        "state": state,
+        "answer": None,
+        "error": None,
+        "filtered": any(fields.get(k) for k in ("date_from", "date_to", "author")),
+    }
+    if not fields.get("q", "").strip():
+        return _page(request, "index.html", context)
+    try:
+        params = AskQuery.model_validate(fields)
+    except ValidationError as e:
+        return _page(request, "index.html", {**context, "error": _message(e.errors())}, 422)
+    if state.engine is None:
+        return _page(request, "index.html", {**context, "error": state.not_ready()}, 503)
+    try:
+        context["answer"] = state.ask(params.q, params)
+    except QuestionError as e:
+        return _page(request, "index.html", {**context, "error": str(e)}, 422)
+    return _page(request, "index.html", context)
+
+
+def _log_progress() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("web", "rag", "embeddings"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
+def default_app() -> FastAPI:
+    """The app over the default collection and index (`$RAG_INDEX_DIR`, else the cache).
+
+    For `uvicorn --factory web.app:default_app`.
+
+    Returns:
+        The FastAPI app; the index loads in the background once it starts.
+    """
+    _log_progress()
+    return create_app(Settings())
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the web app with uvicorn until interrupted, printing its address.
+
+    Args:
+        settings: Where the collection and index are.
+        host: The interface to listen on.
+        port: The port.
+    """
+    _log_progress()
+    shown = "localhost" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    print(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops.", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port)
