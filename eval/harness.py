@@ -185,7 +185,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         thresholds = tomllib.loads(thresholds_path.read_text(encoding="utf-8"))
         failures = check_thresholds(main_run["metrics"], thresholds)
     report = {
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "qa": str(qa_path),
         "collection": [str(p) for p in settings.collection],
         "index": engine.index.manifest,

@@ -46,10 +46,16 @@ def real_encoder():
 
 
 @pytest.fixture(scope="session")
-def engine(real_encoder, tmp_path_factory):
+def index_dir(tmp_path_factory) -> Path:
+    """Where the session's index of the shipped collection lives."""
+    return tmp_path_factory.mktemp("index")
+
+
+@pytest.fixture(scope="session")
+def engine(real_encoder, index_dir):
     """The real pipeline on the shipped collection, built once per test session."""
     from rag.engine import Engine
     from rag.settings import Settings
 
-    settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=tmp_path_factory.mktemp("index"))
+    settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=index_dir)
     return Engine.open(settings, real_encoder)

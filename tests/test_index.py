@@ -73,10 +73,18 @@ def test_saved_index_loads_with_the_same_results(saved, fake_encoder):
     loaded = load_index(directory)
     assert loaded.chunks == index.chunks and loaded.articles == index.articles
     question = "Who shot Hisham al-Hashimi?"
-    before = [(p.chunk.id, round(p.score, 5)) for p in Retriever(index, fake_encoder).retrieve(question, 5)]
-    after = [(p.chunk.id, round(p.score, 5)) for p in Retriever(loaded, fake_encoder).retrieve(question, 5)]
+    before = [
+        (p.chunk.id, round(p.score, 5))
+        for p in Retriever(index, fake_encoder).retrieve(question, 5)
+    ]
+    after = [
+        (p.chunk.id, round(p.score, 5))
+        for p in Retriever(loaded, fake_encoder).retrieve(question, 5)
+    ]
     assert before == after
-    assert loaded.manifest["model"] == "fake-hashing" and loaded.manifest["chunks"] == len(index.chunks)
+    assert loaded.manifest["model"] == "fake-hashing" and loaded.manifest["chunks"] == len(
+        index.chunks
+    )
 
 
 @pytest.mark.parametrize("name", ["chunks.faiss", "store.json", "sentences.npy"])
@@ -108,7 +116,9 @@ def test_changed_collection_is_detected(tmp_path, fake_encoder):
     settings = Settings(collection=(source,), index_dir=tmp_path / "idx")
     index, _ = open_index(settings, fake_encoder)
     with source.open("a", encoding="utf-8") as f:
-        f.write("\n\nA new article\n\nIt says something new.\n\nAuthor: X | Date: 01 May 2021 | Permalink\n")
+        f.write(
+            "\n\nA new article\n\nIt says something new.\n\nAuthor: X | Date: 01 May 2021 | Permalink\n"
+        )
     with pytest.raises(IndexStaleError, match="collection has changed"):
         open_index(dataclasses.replace(settings, rebuild="never"), fake_encoder)
     rebuilt, _ = open_index(settings, fake_encoder)

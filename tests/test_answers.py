@@ -1,0 +1,140 @@
+"""The real model on the shipped collection: retrieval, quotes, bylines, bad questions, eval gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.harness import DEFAULT_QA, load_qa
+from rag.cli import main as rag_main
+from rag.errors import QuestionError
+from rag.index import load_index
+from rag.retrieval import Retriever
+from rag.text import squash
+
+HASHIMI = "Iraq’s leading expert on paramilitary groups assassinated in Baghdad"
+
+pytestmark = pytest.mark.model
+
+
+def test_who_shot_hashimi_retrieves_his_article_first(engine):
+    passages = engine.retriever.retrieve("Who shot Hisham al-Hashimi?", 5)
+    assert squash(passages[0].article.title) == HASHIMI
+
+
+def test_reloaded_index_gives_the_same_results(engine, index_dir, real_encoder):
+    question = "What did the UN report say about ISIS finances?"
+    loaded = Retriever(load_index(index_dir), real_encoder)
+    for method in ("dense", "bm25", "hybrid"):
+        before = [
+            (p.chunk.id, round(p.score, 5))
+            for p in engine.retriever.retrieve(question, 5, method=method)
+        ]
+        after = [
+            (p.chunk.id, round(p.score, 5)) for p in loaded.retrieve(question, 5, method=method)
+        ]
+        assert before == after
+
+
+def test_answer_marks_the_span_and_cites_the_article(engine):
+    answer = engine.ask("Who shot Hisham al-Hashimi?")
+    assert answer.answered and 0.5 <= answer.confidence <= 1
+    first = answer.sentences[0]
+    assert squash(first.citations[0].title) == HASHIMI
+    assert "two gunmen" in " ".join(s.text for s in answer.sentences)
+    assert answer.timings.total_ms >= answer.timings.retrieve_ms >= 0
+
+
+def test_every_eval_answer_is_a_quote(engine):
+    checked = 0
+    for qa in load_qa(DEFAULT_QA):
+        answer = engine.ask(qa["question"])
+        for sentence in answer.sentences:
+            first = sentence.citations[0]
+            assert (
+                engine.index.articles[first.article_id].text[first.start : first.end]
+                == sentence.text
+            )
+            for citation in sentence.citations:
+                text = engine.index.articles[citation.article_id].text
+                assert 0 <= citation.start < citation.end <= len(text)
+                if citation.span_start is not None:
+                    assert citation.start <= citation.span_start < citation.span_end <= citation.end
+                    if citation is first:
+                        assert text[citation.span_start : citation.span_end] == sentence.span
+            checked += 1
+        for passage in answer.passages:
+            assert (
+                passage.article.text[passage.chunk.start : passage.chunk.end] == passage.chunk.text
+            )
+    assert checked > 150
+
+
+def test_byline_questions_quote_the_byline(engine):
+    answer = engine.ask(
+        "Who wrote the article about the mystery explosions at militia depots in Iraq?"
+    )
+    assert answer.answered and answer.sentences[0].span == "Ian Allen"
+    answer = engine.ask("When was the article about Ruhollah Zam's abduction published?")
+    assert answer.sentences[0].span == "21 October 2019"
+
+
+def test_missing_byline_is_said_not_guessed(engine):
+    answer = engine.ask("Who wrote the analysis of Iran's missile attack on Iraqi military bases?")
+    assert not answer.answered and "no byline" in answer.reason
+
+
+@pytest.mark.parametrize("question", ["   ", "?!?...", "what is the", "x" * 1001])
+def test_unaskable_questions_are_refused(engine, question):
+    with pytest.raises(QuestionError):
+        engine.ask(question)
+
+
+@pytest.mark.parametrize("question", ["Кто убил Хишама аль-Хашими?", "🔥🔥 isis 🔥", "伊拉克"])
+def test_other_scripts_and_emoji_never_crash(engine, question):
+    answer = engine.ask(question)
+    assert answer.answered in (True, False) and len(answer.passages) > 0
+
+
+def test_filters_limit_the_sources(engine):
+    answer = engine.ask("What exploded at the militia bases?", author="Ian Allen")
+    assert {p.article.author for p in answer.passages} == {"Ian Allen"}
+    import datetime as dt
+
+    answer = engine.ask("Who shot al-Hashimi?", date_from=dt.date(2030, 1, 1))
+    assert not answer.answered and "filters" in answer.reason
+
+
+def test_cli_ask_json(index_dir, capsys):
+    assert (
+        rag_main(["ask", "--json", "--index", str(index_dir), "Who shot Hisham al-Hashimi?"]) == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["answered"] and squash(data["sentences"][0]["citations"][0]["title"]) == HASHIMI
+
+
+def test_cli_ask_prints_marked_span_and_sources(index_dir, capsys):
+    assert (
+        rag_main(
+            ["ask", "--index", str(index_dir), "How many attacks did ISIS stage in Iraq in 2019?"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "[[" in out and "Sources:" in out and "[1]" in out
+
+
+def test_eval_gate_passes_on_the_shipped_set(index_dir, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    html = tmp_path / "report.html"
+    status = rag_main(
+        ["eval", "--index", str(index_dir), "--json", str(report), "--html", str(html)]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["metrics"]["hit@5"] >= 0.95
+    question = data["questions"][0]
+    assert {"id", "retrieved", "answered", "confidence", "sentences"} <= set(question)
+    assert "<svg" in html.read_text(encoding="utf-8")

@@ -1,0 +1,37 @@
+"""The `rag` command's bad-input paths, run as a user would run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+def test_missing_path_exits_2_with_one_line():
+    result = run("index", "/no/such/folder")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "rag: error: No such file or folder: /no/such/folder"
+
+
+def test_blank_question_is_refused():
+    result = run("ask", "   ")
+    assert result.returncode == 2 and "question is empty" in result.stderr
+
+
+def test_overlong_question_is_refused():
+    result = run("ask", "why " * 300)
+    assert result.returncode == 2 and "limit is 1000" in result.stderr
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("index", "ask", "eval", "serve"):
+        assert command in result.stdout
