@@ -31,6 +31,12 @@ class Encoder(Protocol):
         """Return the number of word pieces of each text, special tokens included."""
         ...
 
+    def encode_tokens(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> list[tuple[list[str], np.ndarray]]:
+        """Return each text's word pieces and their L2-normalised contextual vectors."""
+        ...
+
 
 class ModelLoadError(RuntimeError):
     """The embedding model could not be loaded from the local package."""
@@ -71,6 +77,37 @@ class SentenceTransformerEncoder:
             show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_tokens(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> list[tuple[list[str], np.ndarray]]:
+        """Encode texts into one vector per word piece, for fine-grained matching.
+
+        Args:
+            texts: The texts to encode.
+            batch_size: How many texts go through the model at once.
+
+        Returns:
+            Per text: its word pieces (without [CLS] and [SEP]) and a float32 array with one
+            unit-length row per piece.
+        """
+        if not texts:
+            return []
+        outputs = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS,
+        )
+        ids = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
+        result = []
+        for piece_ids, vectors in zip(ids, outputs, strict=True):
+            pieces = self._tokenizer.convert_ids_to_tokens(piece_ids)[1:-1]
+            matrix = vectors.detach().cpu().numpy().astype(np.float32)[1 : 1 + len(pieces)]
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            result.append((pieces, matrix / np.where(norms == 0, 1, norms)))
+        return result
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Count word pieces as the model sees them, [CLS] and [SEP] included.

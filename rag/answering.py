@@ -10,19 +10,26 @@ import numpy as np
 
 from rag.index import Index, SentenceTable
 from rag.retrieval import Lexicon
-from rag.spans import candidates, has_cause
-from rag.text import normalize, terms
+from rag.spans import acronym_of, candidates, has_cause
+from rag.text import normalize, term_groups, terms
 from rag.types import AnswerSentence, Article, Citation, Passage
 
 # Weights of the sentence score and the abstention threshold on it; see README "How answers
 # are chosen" for how they were set.
-WEIGHTS = {"dense": 0.50, "lexical": 0.75, "typed": 0.10, "prior": 0.05}
-THRESHOLD = 0.55
+WEIGHTS = {
+    "dense": 0.25,
+    "tokens": 0.50,
+    "lexical": 0.50,
+    "context": 0.50,
+    "typed": 0.20,
+    "prior": 0.10,
+}
+THRESHOLD = 0.75
 CONFIDENCE_SLOPE = 12.0
 MAX_SENTENCES = 3
 RELATIVE_KEEP = 0.88
 DUPLICATE_JACCARD = 0.6
-SHORT_KINDS = ("person", "date", "number", "place")
+SHORT_KINDS = ("person", "date", "number", "place", "definition")
 _PRONOUN_START = re.compile(
     r"^(?:He|She|It|They|His|Her|Its|Their|This|These|That|Those|The (?:group|organization|"
     r"militia|man|woman|official|agency|report|move|attack|strike))\b"
@@ -38,12 +45,13 @@ class Scored:
     end: int
     article_id: str
     dense: float
+    tokens: float
     lexical: float
+    context: float
     typed: float
     prior: float
     score: float
     span: tuple[int, int] | None
-    missing: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,44 +69,41 @@ def confidence_of(score: float, threshold: float = THRESHOLD) -> float:
     return 1.0 / (1.0 + math.exp(-CONFIDENCE_SLOPE * (score - threshold)))
 
 
-def _term_weights(question: str, lexicon: Lexicon) -> dict[str, float]:
-    # A term the collection lacks (no close spelling either) keeps the weight of the rarest
-    # term: a question about something the articles never mention should not look covered.
+Group = frozenset[str]
+
+
+def _question_groups(question: str, lexicon: Lexicon) -> dict[Group, float]:
+    # One entry per question word: the collection's spellings of its terms, weighted by the
+    # rarest of them. A word the collection lacks (no close spelling either) keeps the weight
+    # of the rarest term: a question about something the articles never mention should not
+    # look covered.
     rarest = math.log(1 + (lexicon.documents + 0.5) / 0.5)
-    weights: dict[str, float] = {}
-    for term in terms(question):
-        resolved = lexicon.resolve(term)
-        if not resolved:
-            weights[f"?{term}"] = rarest
-        for t in resolved:
-            weights[t] = max(weights.get(t, 0.0), lexicon.idf(t))
-    return weights
+    groups: dict[Group, float] = {}
+    for word_terms in term_groups(question):
+        resolved = frozenset(t for term in word_terms for t in lexicon.resolve(term))
+        if resolved:
+            groups[resolved] = max(lexicon.idf(t) for t in resolved)
+        else:
+            groups[frozenset({"?" + word_terms[0]})] = rarest
+    return groups
 
 
-def _coverage(weights: dict[str, float], found: set[str], context: set[str]) -> float:
+def _coverage(weights: dict[Group, float], found: set[str]) -> float:
     total = sum(weights.values())
-    if not total:
-        return 0.0
-    got = sum(w if t in found else 0.5 * w if t in context else 0.0 for t, w in weights.items())
-    return got / total
+    return sum(w for group, w in weights.items() if group & found) / total if total else 0.0
 
 
-def _missing(weights: dict[str, float], present: set[str]) -> float:
-    # The share of the question carried by its heaviest term that the sentence lacks.
-    total = sum(weights.values())
-    absent = [w for t, w in weights.items() if t not in present]
-    return max(absent) / total if total and absent else 0.0
-
-
-def _pick_span(sentence: str, kind: str, question_terms: set[str]) -> tuple[int, int] | None:
+def _pick_span(
+    sentence: str, kind: str, question_terms: set[str], acronym: str | None
+) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
-    for start, end in candidates(sentence, kind):
+    for start, end in candidates(sentence, kind, acronym=acronym):
         inside = set(terms(sentence[start:end]))
         if inside and inside <= question_terms:
             continue
         distance = min((abs(start - m) for m in matched), default=0)
-        key = (len(inside - question_terms) > 0, -distance)
+        key = (len(inside - question_terms) > 0, -distance, end - start)
         if best_key is None or key > best_key:
             best, best_key = (start, end), key
     return best
@@ -115,6 +120,7 @@ def _words_with_terms(sentence: str) -> list[tuple[str, int, int]]:
 def score_sentences(
     question: str,
     question_vector: np.ndarray,
+    question_tokens: np.ndarray,
     passages: list[Passage],
     index: Index,
     table: SentenceTable,
@@ -125,14 +131,17 @@ def score_sentences(
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
 
-    Features: cosine similarity of the sentence and question vectors; the share of the
-    question's terms the sentence holds, each weighted by how rare it is in the collection and
-    among the candidate sentences (so a term every candidate shares counts little); whether the
-    sentence holds the kind of answer wanted; the rank of its passage.
+    Features: cosine similarity of the sentence and question vectors; how well each content
+    word piece of the question finds a close word piece in the sentence (late interaction, so
+    `relocate` meets `moving`); the share of the question's words the sentence holds, each
+    weighted by how rare it is in the collection and among the candidate sentences (so a word
+    every candidate shares counts little), and the share its title and previous sentence add;
+    whether it holds the kind of answer wanted; the rank of its passage.
 
     Args:
         question: The question.
         question_vector: Its embedding.
+        question_tokens: The vectors of its content word pieces.
         passages: Retrieved passages, best first.
         index: The index (sentence vectors and articles).
         table: Sentence look-ups of the index.
@@ -146,20 +155,23 @@ def score_sentences(
     prior: dict[int, float] = {}
     for passage in passages:
         for number in table.of_chunk(passage.chunk):
-            prior.setdefault(number, 1.0 / passage.rank)
+            # A section's headline sums up what the sentences under it say: it is context for
+            # them, not an answer of its own.
+            if not table.is_heading(number):
+                prior.setdefault(number, 1.0 / passage.rank)
     if not prior:
         return []
     numbers = list(prior)
     dense = index.sentence_vectors[numbers] @ question_vector
     texts = [index.sentence_text(index.sentences[n]) for n in numbers]
     found = [set(terms(t)) for t in texts]
-    term_weights = _term_weights(question, lexicon)
-    local = {
-        t: math.log(1 + (len(found) + 0.5) / (sum(t in f for f in found) + 0.5))
-        for t in term_weights
+    groups = _question_groups(question, lexicon)
+    groups = {
+        g: w * math.log(1 + (len(found) + 0.5) / (sum(bool(g & f) for f in found) + 0.5))
+        for g, w in groups.items()
     }
-    term_weights = {t: w * local[t] for t, w in term_weights.items()}
-    question_terms = set(term_weights)
+    question_terms = set().union(*groups) if groups else set()
+    acronym = acronym_of(question) if kind == "definition" else None
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
         numbers, dense, texts, found, strict=True
@@ -167,12 +179,21 @@ def score_sentences(
         ref = index.sentences[number]
         article = index.articles[ref.article_id]
         context = set(terms(article.title))
+        section = table.section_of(number)
+        if section.title:
+            context |= set(terms(section.title))
         before = table.previous(number)
-        if before is not None:
+        # The sentence before says who "he" or "the group" is; it adds nothing otherwise.
+        if before is not None and _PRONOUN_START.match(sentence):
             context |= set(terms(index.sentence_text(index.sentences[before])))
-        lexical = _coverage(term_weights, sentence_terms, context)
-        missing = _missing(term_weights, sentence_terms | context)
-        span = _pick_span(sentence, kind, question_terms) if kind in SHORT_KINDS else None
+        tokens = float(
+            (index.sentence_tokens(number).astype(np.float32) @ question_tokens.T)
+            .max(axis=0)
+            .mean()
+        )
+        lexical = _coverage(groups, sentence_terms)
+        around = _coverage(groups, sentence_terms | context) - lexical
+        span = _pick_span(sentence, kind, question_terms, acronym) if kind in SHORT_KINDS else None
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
@@ -181,7 +202,9 @@ def score_sentences(
             typed = 0.5
         score = (
             weights["dense"] * float(similarity)
+            + weights["tokens"] * tokens
             + weights["lexical"] * lexical
+            + weights["context"] * around
             + weights["typed"] * typed
             + weights["prior"] * prior[number]
         )
@@ -192,12 +215,13 @@ def score_sentences(
                 ref.end,
                 ref.article_id,
                 float(similarity),
+                tokens,
                 lexical,
+                around,
                 typed,
                 prior[number],
                 score,
                 (ref.start + span[0], ref.start + span[1]) if span else None,
-                missing,
             )
         )
     scored.sort(key=lambda s: -s.score)

@@ -62,6 +62,10 @@ def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
             if settings.rebuild == "never":
                 raise
             reasons = [f"no index in {directory} yet"]
+        except IndexStaleError as e:
+            if settings.rebuild == "never":
+                raise
+            reasons = [str(e)]
         if reasons and settings.rebuild == "never":
             raise IndexStaleError(
                 f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
@@ -205,6 +209,7 @@ class Engine:
             scored = score_sentences(
                 question,
                 self.retriever.question_vector(question),
+                self.retriever.question_tokens(question),
                 passages,
                 self.index,
                 self.table,

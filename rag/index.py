@@ -20,11 +20,12 @@ import numpy as np
 from rag.chunking import ChunkSettings, chunk_articles
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
+from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
-FILES = ("store.json", "chunks.faiss", "sentences.npy")
+FILES = ("store.json", "chunks.faiss", "sentences.npy", "tokens.npy", "token_offsets.npy")
 FLAT_LIMIT = 100_000
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,12 @@ class Index:
     chunk_vectors: faiss.Index
     sentences: list[SentenceRef]
     sentence_vectors: np.ndarray
+    token_vectors: np.ndarray
+    token_offsets: np.ndarray
+
+    def sentence_tokens(self, number: int) -> np.ndarray:
+        """The content word-piece vectors of a sentence (float16 rows of unit length)."""
+        return self.token_vectors[self.token_offsets[number] : self.token_offsets[number + 1]]
 
     def sentence_text(self, ref: SentenceRef) -> str:
         """The sentence as written."""
@@ -59,7 +66,7 @@ class Index:
 def _faiss_index(vectors: np.ndarray) -> faiss.Index:
     # Exact inner product (cosine on unit vectors) for the sizes of a news collection; an
     # approximate graph index once a flat scan would get slow.
-    spec = "IDMap,Flat" if len(vectors) <= FLAT_LIMIT else "IDMap,HNSW32,Flat"
+    spec = "IDMap2,Flat" if len(vectors) <= FLAT_LIMIT else "IDMap2,HNSW32,Flat"
     index = faiss.index_factory(vectors.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
     index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
     return index
@@ -91,6 +98,9 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
     sentence_vectors = encoder.encode(
         [articles[s.article_id].text[s.start : s.end] for s in sentences]
     )
+    token_vectors, token_offsets = content_token_matrix(
+        encoder, [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    )
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -107,8 +117,51 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
         "build_seconds": round(time.perf_counter() - started, 2),
     }
     return Index(
-        manifest, articles, chunks, _faiss_index(chunk_vectors), sentences, sentence_vectors
+        manifest,
+        articles,
+        chunks,
+        _faiss_index(chunk_vectors),
+        sentences,
+        sentence_vectors,
+        token_vectors,
+        token_offsets,
     )
+
+
+def content_tokens(pieces: list[str], vectors: np.ndarray) -> np.ndarray:
+    """Keep the vectors of the word pieces that carry content (no punctuation, no stop words).
+
+    Args:
+        pieces: Word pieces of one text.
+        vectors: Their vectors, one row each.
+
+    Returns:
+        The rows kept; all rows when none would be.
+    """
+    keep = [
+        i
+        for i, piece in enumerate(pieces)
+        if any(c.isalnum() for c in piece) and (piece.startswith("##") or piece not in STOPWORDS)
+    ]
+    return vectors[keep] if keep else vectors
+
+
+def content_token_matrix(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Encode texts into one stacked matrix of content word-piece vectors.
+
+    Args:
+        encoder: The embedding model.
+        texts: The texts (sentences).
+
+    Returns:
+        (float16 matrix of all kept rows, offsets where each text's rows start, plus the end).
+    """
+    matrices = [content_tokens(p, v) for p, v in encoder.encode_tokens(texts)]
+    offsets = np.zeros(len(matrices) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(m) for m in matrices])
+    dimension = int(encoder.dimension)
+    stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
+    return stacked.astype(np.float16), offsets
 
 
 def _article_to_json(article: Article) -> dict[str, Any]:
@@ -160,6 +213,8 @@ def save_index(index: Index, directory: Path) -> Path:
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
     faiss.write_index(index.chunk_vectors, str(generation / "chunks.faiss"))
     np.save(generation / "sentences.npy", index.sentence_vectors)
+    np.save(generation / "tokens.npy", index.token_vectors)
+    np.save(generation / "token_offsets.npy", index.token_offsets)
     manifest = dict(index.manifest)
     manifest["files"] = {
         name: {"bytes": (generation / name).stat().st_size, "sha256": _sha256(generation / name)}
@@ -256,13 +311,29 @@ def load_index(directory: Path) -> Index:
         sentences = [SentenceRef(**s) for s in store["sentences"]]
         chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
         sentence_vectors = np.load(generation / "sentences.npy")
+        token_vectors = np.load(generation / "tokens.npy")
+        token_offsets = np.load(generation / "token_offsets.npy")
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorruptError(
             f"Index in {generation} cannot be read ({e}); {_fix(directory)}"
         ) from e
-    if chunk_vectors.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
+    if (
+        chunk_vectors.ntotal != len(chunks)
+        or len(sentence_vectors) != len(sentences)
+        or len(token_offsets) != len(sentences) + 1
+        or token_offsets[-1] != len(token_vectors)
+    ):
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
-    return Index(manifest, articles, chunks, chunk_vectors, sentences, sentence_vectors)
+    return Index(
+        manifest,
+        articles,
+        chunks,
+        chunk_vectors,
+        sentences,
+        sentence_vectors,
+        token_vectors,
+        token_offsets,
+    )
 
 
 def stale_reasons(
@@ -297,6 +368,17 @@ class SentenceTable:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._by_start = {(s.article_id, s.start): i for i, s in enumerate(index.sentences)}
+
+    def section_of(self, number: int) -> Section:
+        """The section a sentence stands in."""
+        ref = self.index.sentences[number]
+        sections = self.index.articles[ref.article_id].sections
+        return next((s for s in sections if s.start <= ref.start < s.end), sections[0])
+
+    def is_heading(self, number: int) -> bool:
+        """Whether a sentence is the title of its section (a digest item's headline)."""
+        section = self.section_of(number)
+        return section.title is not None and self.index.sentences[number].start == section.start
 
     def of_chunk(self, chunk: Chunk) -> list[int]:
         """Sentence numbers of a chunk, in order."""

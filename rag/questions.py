@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 
 from rag.errors import QuestionError
+from rag.spans import acronym_of
 from rag.text import STOPWORDS, fold, normalize, words
 
 MAX_QUESTION_CHARS = 1000
 
-KINDS = ("person", "date", "number", "place", "why", "metadata", "factoid")
+KINDS = ("person", "date", "number", "place", "why", "metadata", "definition", "factoid")
+_DEFINITION = re.compile(
+    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for)\b"
+    r"|\bwhat (?:is|are) (?:the )?(?-i:[A-Z]{2,6})\b|\bwhat does \w{2,6} mean\b|^\s*\w{2,6} meaning\b"
+)
 
 _RULES: tuple[tuple[str, str], ...] = (
     (
@@ -82,6 +87,8 @@ def question_kind(question: str) -> str:
         One of `KINDS`; `factoid` when nothing more specific fits.
     """
     text = normalize(question).casefold()
+    if _DEFINITION.search(question) and acronym_of(question) and not re.search(_RULES[0][1], text):
+        return "definition"
     best: tuple[int, str] | None = None
     for kind, pattern in _RULES:
         match = re.search(pattern, text)

@@ -11,7 +11,7 @@ from typing import Literal
 import bm25s
 import numpy as np
 
-from rag.index import Index
+from rag.index import Index, content_tokens
 from rag.text import terms
 from rag.types import Passage
 
@@ -80,6 +80,12 @@ class Retriever:
     def question_vector(self, question: str) -> np.ndarray:
         """The question's embedding, cached for repeated questions."""
         return self.encoder.encode([question])[0]
+
+    @functools.lru_cache(maxsize=1024)
+    def question_tokens(self, question: str) -> np.ndarray:
+        """Vectors of the question's content word pieces, cached for repeated questions."""
+        pieces, vectors = self.encoder.encode_tokens([question])[0]
+        return content_tokens(pieces, vectors)
 
     def dense_scores(self, question: str) -> np.ndarray:
         """Cosine similarity of the question to every chunk."""

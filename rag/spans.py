@@ -23,6 +23,12 @@ _QUANTIFIER = (
 )
 
 _MONTH_RE = re.compile(_MONTH)
+# The doer in a passive clause: "shot dead by two gunmen on a motorcycle".
+_AGENT = re.compile(
+    r"\b(?:[a-z]+ed|shot|killed|led|held|run|made|taken|seen|done|founded|written) (?:\w+ )?by "
+    r"((?:(?:the|a|an|two|three|four|five|several|some|its|his|their) )?"
+    r"(?!(?:the|a|an)\b)[\w'-]+(?: (?!(?:on|in|at|with|as|after|for|from|to|during|while|and)\b)[\w'-]+){0,3})"
+)
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
@@ -108,16 +114,77 @@ def _names(sentence: str) -> list[tuple[int, int]]:
     return spans
 
 
-def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
+def acronym_of(question: str) -> str | None:
+    """The acronym a question asks about (`IRGC` in "what does IRGC stand for"), if any."""
+    found = re.findall(r"\b[A-Za-z]{2,6}\b", question)
+    upper = [w for w in found if w.isupper()]
+    if upper:
+        return upper[0]
+    if re.search(r"(?i)\b(stands?|stood) for\b|\bacronym\b|\babbreviation\b", question):
+        words = [
+            w
+            for w in found
+            if w.lower()
+            not in {
+                "what",
+                "does",
+                "do",
+                "did",
+                "stand",
+                "stands",
+                "for",
+                "the",
+                "is",
+                "an",
+                "acronym",
+                "of",
+            }
+        ]
+        return words[0].upper() if words else None
+    return None
+
+
+def expansions(sentence: str, acronym: str) -> list[tuple[int, int]]:
+    """Where a sentence spells out an acronym: "the Islamic Revolutionary Guard Corps (IRGC)".
+
+    Args:
+        sentence: The sentence as written.
+        acronym: The acronym, in capitals.
+
+    Returns:
+        (start, end) of each spelled-out name whose initials give the acronym.
+    """
+    text = normalize(sentence)
+    spans = []
+    for match in re.finditer(
+        rf"\(\s*(?:[^()]*?\b)?{re.escape(acronym)}\s*\)|\s[-–—]\s*{re.escape(acronym)}\b", text
+    ):
+        words = list(re.finditer(r"[\w'-]+", text[: match.start()]))
+        for size in range(len(acronym), len(acronym) + 4):
+            if size > len(words):
+                break
+            chosen = words[-size:]
+            initials = "".join(w.group()[0] for w in chosen if w.group()[0].isupper())
+            if initials.upper() == acronym.upper() and chosen[0].group()[0].isupper():
+                spans.append((chosen[0].start(), chosen[-1].end()))
+                break
+    return spans
+
+
+def candidates(sentence: str, kind: str, *, acronym: str | None = None) -> list[tuple[int, int]]:
     """Spans in a sentence that could be the short answer to a question of a kind.
 
     Args:
         sentence: The sentence as written.
-        kind: `person`, `place`, `date` or `number` (other kinds have no short answer).
+        kind: `person`, `place`, `date`, `number` or `definition` (other kinds have no short
+            answer).
+        acronym: For `definition`, the acronym asked about.
 
     Returns:
         (start, end) offsets in the sentence, in sentence order.
     """
+    if kind == "definition":
+        return expansions(sentence, acronym) if acronym else []
     text = normalize(sentence)
     dates = [(m.start(), m.end()) for m in PATTERNS["date"].finditer(text)]
     if kind == "date":
@@ -129,12 +196,15 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
             if not any(s <= m.start() < e or m.start() <= s < m.end() for s, e in dates)
         ]
     if kind == "person":
-        return [
+        names = [
             s
             for s in _names(sentence)
             if not any(a <= s[0] < b for a, b in dates)
             and not _MONTH_RE.fullmatch(text[s[0] : s[1]])
+            and not re.search(r"-[a-z]", text[s[0] : s[1]])
         ]
+        agents = [(m.start(1), m.end(1)) for m in _AGENT.finditer(text)]
+        return sorted(set(names + agents))
     if kind == "place":
         return [s for s in _names(sentence) if _PLACE_CUE.search(text[: s[0]])]
     return []
@@ -145,7 +215,8 @@ def has_cause(sentence: str) -> bool:
     return bool(
         re.search(
             r"(?i)\b(because|due to|as a result|in order to|so as to|since|after|following|amid|"
-            r"blamed|in response|in retaliation|aimed at|to (?:avenge|prevent|deter|stop)|"
+            r"blamed|in response|in retaliation|aimed at|to (?:avenge|prevent|deter|stop)|thanks to|"
+            r"for \w+ing|"
             r"reason|caused|led to|sparked|triggered|believed|feared|fear of|out of)\b",
             normalize(sentence),
         )

@@ -235,6 +235,82 @@ def words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(normalize(text))]
 
 
+# Irregular English verb forms that a suffix stemmer cannot join to their base form.
+_IRREGULAR = {
+    form: base
+    for base, forms in {
+        "shoot": "shot",
+        "take": "took taken",
+        "give": "gave given",
+        "go": "went gone",
+        "come": "came",
+        "see": "saw seen",
+        "say": "said",
+        "tell": "told",
+        "make": "made",
+        "find": "found",
+        "leave": "left",
+        "lead": "led",
+        "fight": "fought",
+        "buy": "bought",
+        "bring": "brought",
+        "think": "thought",
+        "teach": "taught",
+        "catch": "caught",
+        "seek": "sought",
+        "hold": "held",
+        "keep": "kept",
+        "send": "sent",
+        "spend": "spent",
+        "build": "built",
+        "lose": "lost",
+        "pay": "paid",
+        "meet": "met",
+        "flee": "fled",
+        "hide": "hid hidden",
+        "write": "wrote written",
+        "rise": "rose risen",
+        "drive": "drove driven",
+        "know": "knew known",
+        "grow": "grew grown",
+        "throw": "threw thrown",
+        "fly": "flew flown",
+        "draw": "drew drawn",
+        "begin": "began begun",
+        "run": "ran",
+        "win": "won",
+        "sell": "sold",
+        "stand": "stood",
+        "understand": "understood",
+        "fall": "fell fallen",
+        "strike": "struck",
+        "steal": "stole stolen",
+        "speak": "spoke spoken",
+        "break": "broke broken",
+        "choose": "chose chosen",
+        "freeze": "froze frozen",
+        "wake": "woke woken",
+        "bear": "bore born borne",
+        "swear": "swore sworn",
+        "tear": "tore torn",
+        "wear": "wore worn",
+        "feel": "felt",
+        "hear": "heard",
+        "sit": "sat",
+        "get": "got gotten",
+        "eat": "ate eaten",
+        "forget": "forgot forgotten",
+        "hit": "hit",
+        "kill": "slain slew",
+        "die": "dead",
+        "have": "had",
+        "do": "did done",
+        "be": "was were been",
+    }.items()
+    for form in forms.split()
+}
+
+
 def _stemmer():
     try:
         import Stemmer
@@ -246,25 +322,41 @@ def _stemmer():
 stem = _stemmer()
 
 
-def terms(text: str, *, keep_stopwords: bool = False, stemmed: bool = True) -> list[str]:
-    """Turn text into folded search terms.
+def term_groups(text: str, *, keep_stopwords: bool = False) -> list[list[str]]:
+    """Turn text into folded, stemmed search terms, grouped by the word they come from.
 
-    A hyphenated word gives its parts and its joined form, so `al-Hashimi` matches `Hashimi`
-    and `alhashimi`.
+    A hyphenated word gives its joined form and its parts, so `al-Hashimi` matches `Hashimi`
+    and `alhashimi`; the group lets a scorer count such a word once.
 
     Args:
         text: Any text.
-        keep_stopwords: Keep function words (for phrase-like matching).
-        stemmed: Reduce each term to its stem (`attacks` and `attacked` to `attack`).
+        keep_stopwords: Keep function words.
 
     Returns:
-        Folded terms in text order.
+        One non-empty list of terms per word, in text order.
     """
-    out: list[str] = []
+    groups: list[list[str]] = []
     for word, _, _ in words(text):
-        folded = fold(word)
-        parts = [p for p in folded.split("-") if p]
+        parts = [p for p in fold(word).split("-") if p]
         found = ["".join(parts)] if len(parts) > 1 else []
-        found += [p for p in parts if keep_stopwords or p not in STOPWORDS]
-        out += [stem(t) for t in found] if stemmed else found
-    return out
+        # In a hyphenated name the particle ("al" of al-Hashimi) would match every other name.
+        found += [
+            p for p in parts if (keep_stopwords or p not in STOPWORDS) and (len(p) > 2 or not found)
+        ]
+        found = [stem(_IRREGULAR.get(t, t)) for t in found]
+        if found:
+            groups.append(found)
+    return groups
+
+
+def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
+    """Turn text into folded, stemmed search terms (see `term_groups`).
+
+    Args:
+        text: Any text.
+        keep_stopwords: Keep function words.
+
+    Returns:
+        Terms in text order.
+    """
+    return [t for group in term_groups(text, keep_stopwords=keep_stopwords) for t in group]

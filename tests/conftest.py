@@ -29,6 +29,13 @@ class FakeEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
 
+    def encode_tokens(self, texts, *, batch_size: int = 64):
+        out = []
+        for text in texts:
+            words = re.findall(r"\w+", text.lower())
+            out.append((words, self.encode(words) if words else np.zeros((0, self.dimension))))
+        return out
+
     def count_tokens(self, texts) -> list[int]:
         return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
 

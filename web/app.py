@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 import uvicorn
@@ -22,6 +22,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -129,7 +130,9 @@ def answer_out(answer: Answer) -> AnswerOut:
                     }
                 )
             citation["number"] = numbers[citation["article_id"]]
-            citation["url"] = article_url(citation["article_id"], citation["start"], citation["end"])
+            citation["url"] = article_url(
+                citation["article_id"], citation["start"], citation["end"]
+            )
             cited.append(citation)
     for passage in data["passages"]:
         passage["url"] = article_url(passage["article_id"], passage["start"], passage["end"])
@@ -230,6 +233,13 @@ def example_prompt(title: str) -> str:
     return f"What happened: {title}?"
 
 
+def _answers(engine: Engine, question: str) -> bool:
+    try:
+        return engine.ask(question).answered
+    except QuestionError:
+        return False
+
+
 @dataclass
 class AppState:
     """The engine once it is loaded (or why it could not be), and what the pages derive from it."""
@@ -257,17 +267,17 @@ class AppState:
         self.sentences = {a: sorted(s) for a, s in sentences.items()}
         self.authors = sorted({a.author for a in index.articles.values() if a.author})
         newest = sorted(index.articles.values(), key=lambda a: a.date or dt.date.min, reverse=True)
-        examples: list[str] = []
+        self.examples = []
         for article in newest[:EXAMPLE_CANDIDATES]:
-            prompt = example_prompt(article.title)
-            if len(examples) < EXAMPLES and engine.ask(prompt).answered:
-                examples.append(prompt)
-        self.examples = examples
+            if len(self.examples) < EXAMPLES and _answers(engine, example_prompt(article.title)):
+                self.examples.append(example_prompt(article.title))
         self.engine = engine
 
     def load(self) -> None:
         """Open (or build) the index; meant to run in a background thread."""
-        log.info("opening the index in %s (built if missing or out of date)", self.settings.index_path)
+        log.info(
+            "opening the index in %s (built if missing or out of date)", self.settings.index_path
+        )
         try:
             engine = Engine.open(self.settings)
             self.use(engine)
@@ -483,7 +493,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not _wants_error_page(request):
         return await http_exception_handler(request, exc)
     detail = exc.detail if isinstance(exc.detail, str) else _message(exc.detail)
-    return _page(request, "error.html", {"status": exc.status_code, "message": detail}, exc.status_code)
+    return _page(
+        request, "error.html", {"status": exc.status_code, "message": detail}, exc.status_code
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -573,6 +585,10 @@ def _summary(article: Article) -> ArticleSummary:
 
 def _question_page(request: Request, state: AppState) -> Response:
     fields = {k: v for k, v in request.query_params.items() if k in AskQuery.model_fields}
+    kept = {k: v for k, v in fields.items() if v.strip() and (k, v.strip()) != ("top_k", "5")}
+    if kept.get("q") and kept != fields:
+        # The form without JavaScript sends its empty filters too; share the short address.
+        return RedirectResponse(f"/?{urlencode(kept)}", status_code=303)
     context: dict[str, Any] = {
         "form": fields,
         "state": state,
