@@ -37,6 +37,10 @@ class Encoder(Protocol):
         """Return each text's word pieces and their L2-normalised contextual vectors."""
         ...
 
+    def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Return a text's vector, word pieces and piece vectors from one pass of the model."""
+        ...
+
 
 class ModelLoadError(RuntimeError):
     """The embedding model could not be loaded from the local package."""
@@ -78,6 +82,23 @@ class SentenceTransformerEncoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _run(self, texts: Sequence[str], batch_size: int) -> list[dict]:
+        return self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            output_value=None,
+            convert_to_numpy=False,
+            show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS,
+        )
+
+    def _pieces(self, output: dict) -> tuple[list[str], np.ndarray]:
+        ids = output["input_ids"][output["attention_mask"].bool()].tolist()
+        pieces = self._tokenizer.convert_ids_to_tokens(ids)[1:-1]
+        matrix = output["token_embeddings"].detach().cpu().numpy().astype(np.float32)
+        matrix = matrix[1 : 1 + len(pieces)]
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return pieces, matrix / np.where(norms == 0, 1, norms)
+
     def encode_tokens(
         self, texts: Sequence[str], *, batch_size: int = 64
     ) -> list[tuple[list[str], np.ndarray]]:
@@ -91,23 +112,22 @@ class SentenceTransformerEncoder:
             Per text: its word pieces (without [CLS] and [SEP]) and a float32 array with one
             unit-length row per piece.
         """
-        if not texts:
-            return []
-        outputs = self._model.encode(
-            list(texts),
-            batch_size=batch_size,
-            output_value="token_embeddings",
-            convert_to_numpy=False,
-            show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS,
-        )
-        ids = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
-        result = []
-        for piece_ids, vectors in zip(ids, outputs, strict=True):
-            pieces = self._tokenizer.convert_ids_to_tokens(piece_ids)[1:-1]
-            matrix = vectors.detach().cpu().numpy().astype(np.float32)[1 : 1 + len(pieces)]
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            result.append((pieces, matrix / np.where(norms == 0, 1, norms)))
-        return result
+        return [self._pieces(output) for output in self._run(texts, batch_size)] if texts else []
+
+    def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Encode a question once for both its vector and its word-piece vectors.
+
+        Args:
+            text: The question.
+
+        Returns:
+            (unit-length float32 vector, word pieces, float32 piece vectors).
+        """
+        output = self._run([text], 1)[0]
+        vector = output["sentence_embedding"].detach().cpu().numpy().astype(np.float32)
+        vector /= max(float(np.linalg.norm(vector)), 1e-12)
+        pieces, matrix = self._pieces(output)
+        return vector, pieces, matrix
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Count word pieces as the model sees them, [CLS] and [SEP] included.

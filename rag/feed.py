@@ -15,6 +15,8 @@ DIGEST_TITLE = re.compile(r"(?i)(you may have missed|\bdigest\b|\broundup\b|#\d+
 # IAFrench forces". The body starts at a capital that follows a letter without a space.
 _GLUED = re.compile(r"(?<=[^\W\d_])(?=[A-Z][a-z]|[AI] [a-z])")
 _MAX_CAPTION = 60
+# Capitals inside a name are not a caption's end: McDonald, MacArthur, DeLuca, LaGuardia.
+_NAME_PREFIXES = {"Mc", "Mac", "De", "Di", "Da", "La", "Le", "Van", "Von", "Du", "Fitz", "O'"}
 _MAX_TITLE = 200
 
 
@@ -50,6 +52,9 @@ def split_caption(paragraph: str) -> tuple[str | None, str]:
         caption = paragraph[: match.start()]
         if any(c in caption for c in '.,;:!?"“”'):
             return None, paragraph
+        glued = caption.split()[-1].split("-")[-1] if caption.split() else ""
+        if glued in _NAME_PREFIXES or (len(glued) < 3 and not glued.isupper()):
+            continue
         if len(caption.split()) <= 6:
             return caption, paragraph[match.start() :]
     return None, paragraph

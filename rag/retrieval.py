@@ -77,15 +77,17 @@ class Retriever:
         self.lexicon = Lexicon([c.text for c in index.chunks])
 
     @functools.lru_cache(maxsize=1024)
+    def _encode_question(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        vector, pieces, vectors = self.encoder.encode_query(question)
+        return vector, content_tokens(pieces, vectors)
+
     def question_vector(self, question: str) -> np.ndarray:
         """The question's embedding, cached for repeated questions."""
-        return self.encoder.encode([question])[0]
+        return self._encode_question(question)[0]
 
-    @functools.lru_cache(maxsize=1024)
     def question_tokens(self, question: str) -> np.ndarray:
         """Vectors of the question's content word pieces, cached for repeated questions."""
-        pieces, vectors = self.encoder.encode_tokens([question])[0]
-        return content_tokens(pieces, vectors)
+        return self._encode_question(question)[1]
 
     def dense_scores(self, question: str) -> np.ndarray:
         """Cosine similarity of the question to every chunk."""

@@ -36,6 +36,10 @@ class FakeEncoder:
             out.append((words, self.encode(words) if words else np.zeros((0, self.dimension))))
         return out
 
+    def encode_query(self, text: str):
+        ((words, vectors),) = self.encode_tokens([text])
+        return self.encode([text])[0], words, vectors
+
     def count_tokens(self, texts) -> list[int]:
         return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
 

@@ -1,0 +1,109 @@
+"""Pure text helpers: terms, sentence splitting, question kinds, answer-span candidates."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import QuestionError
+from rag.feed import split_caption
+from rag.questions import check_question, question_kind
+from rag.sentences import split_sentences
+from rag.spans import acronym_of, candidates, expansions, has_cause
+from rag.text import normalize, slugify, term_groups, terms
+
+
+def test_normalize_keeps_offsets():
+    text = "Kita\u2019ib \u201cout to get him\u201d \u2014 north\u00a0Baghdad"
+    assert len(normalize(text)) == len(text)
+    assert normalize(text) == 'Kita\'ib "out to get him" - north Baghdad'
+
+
+def test_terms_fold_quotes_possessives_hyphens_and_irregular_verbs():
+    assert terms("Kita’ib Hezbollah’s") == terms("Kita'ib Hezbollah")
+    assert "hashimi" in terms("al-Hashimi") and "alhashimi" in terms("al-Hashimi")
+    assert "al" not in terms("al-Hashimi")
+    assert terms("shot") == terms("shooting") == ["shoot"]
+    assert terms("1,669 attacks") == ["1669", "attack"]
+    assert term_groups("Who shot al-Hashimi?") == [["shoot"], ["alhashimi", "hashimi"]]
+
+
+def test_slugify():
+    assert slugify("Iraq’s leading expert in\u00a0Baghdad") == "iraqs-leading-expert-in-baghdad"
+    assert slugify("News you may have missed #905") == "news-you-may-have-missed-905"
+
+
+def test_sentences_keep_abbreviations_and_quotes_whole():
+    text = "The U.S. army left at 5 p.m. on Monday. He said: “We won.” Then he left."
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "The U.S. army left at 5 p.m. on Monday.",
+        "He said: “We won.”",
+        "Then he left.",
+    ]
+    assert split_sentences("One. Two.", offset=10) == [(10, 14), (15, 19)]
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "caption"),
+    [
+        ("Hisham al-HashimiA leading Iraqi expert", "Hisham al-Hashimi"),
+        ("ISIS IraqIraq is currently witnessing", "ISIS Iraq"),
+        ("Twitter IAFrench forces kill", "Twitter IA"),
+        ("The missiles that targeted American troops", None),
+        ("McDonald's said on Monday, that", None),
+    ],
+)
+def test_split_caption(paragraph, caption):
+    found, rest = split_caption(paragraph)
+    assert found == caption
+    assert (found or "") + rest == paragraph
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Who shot Hisham al-Hashimi?", "person"),
+        ("when was soleimani killed", "date"),
+        ("How many ISIS fighters returned?", "number"),
+        ("Where did Zam live?", "place"),
+        ("Why was Zam arrested?", "why"),
+        ("Who wrote the article about the explosions?", "metadata"),
+        ("When was the article on the depot explosions published?", "metadata"),
+        ("IRGC stands for", "definition"),
+        ("What does the UN report say?", "factoid"),
+    ],
+)
+def test_question_kind(question, kind):
+    assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!", "what is the", "x" * 1001])
+def test_check_question_refuses(question):
+    with pytest.raises(QuestionError):
+        check_question(question)
+
+
+def _spans(sentence, kind):
+    return [sentence[s:e] for s, e in candidates(sentence, kind)]
+
+
+def test_span_candidates():
+    sentence = (
+        "The group announced on October 31, 2019, that about 1,000 fighters, 13 per cent more,"
+        " had been killed by American troops in Syria."
+    )
+    assert _spans(sentence, "date") == ["October 31, 2019"]
+    assert _spans(sentence, "number") == ["about 1,000 fighters", "13 per cent"]
+    assert "American troops" in _spans(sentence, "person")
+    assert _spans(sentence, "place") == ["Syria"]
+    assert has_cause("He was jailed for urging protesters to act.")
+    assert not has_cause("The sky is blue.")
+
+
+def test_acronyms():
+    assert acronym_of("what does IRGC stand for") == "IRGC"
+    assert acronym_of("isis stands for") == "ISIS"
+    assert acronym_of("Who shot al-Hashimi?") is None
+    sentence = "It became known as the Islamic State of Iraq and Syria (ISIS), then grew."
+    assert [sentence[s:e] for s, e in expansions(sentence, "ISIS")] == [
+        "Islamic State of Iraq and Syria"
+    ]
