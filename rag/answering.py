@@ -28,6 +28,7 @@ THRESHOLD = 0.75
 CONFIDENCE_SLOPE = 12.0
 MAX_SENTENCES = 3
 RELATIVE_KEEP = 0.92
+OTHER_KEEP = 0.8
 DUPLICATE_JACCARD = 0.6
 SHORT_KINDS = ("person", "date", "number", "place", "definition")
 _PRONOUN_START = re.compile(
@@ -103,7 +104,8 @@ def _pick_span(
         if inside and inside <= question_terms:
             continue
         distance = min((abs(start - m) for m in matched), default=0)
-        key = (len(inside - question_terms) > 0, -distance, end - start)
+        novel = len(inside - question_terms) / len(inside) if inside else 0.0
+        key = (novel > 0, round(novel, 1), -distance, end - start)
         if best_key is None or key > best_key:
             best, best_key = (start, end), key
     return best
@@ -272,16 +274,17 @@ def select(
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
     chosen: list[tuple[Scored, list[Scored]]] = []
     for candidate in scored:
-        if len(chosen) >= MAX_SENTENCES or candidate.score < best.score * RELATIVE_KEEP:
-            break
-        if candidate.score < threshold:
+        if len(chosen) >= MAX_SENTENCES or candidate.score < max(
+            threshold, best.score * OTHER_KEEP
+        ):
             break
         twin = next((c for c in chosen if _same_fact(c[0], candidate, index)), None)
         if twin is not None:
             if candidate.article_id not in {s.article_id for s in [twin[0], *twin[1]]}:
                 twin[1].append(candidate)
             continue
-        chosen.append((candidate, []))
+        if candidate.score >= best.score * RELATIVE_KEEP or _other_answer(candidate, chosen, index):
+            chosen.append((candidate, []))
     sentences = []
     for main, twins in chosen:
         article = index.articles[main.article_id]
@@ -297,6 +300,23 @@ def select(
             )
         )
     return Reply(tuple(sentences), confidence, True)
+
+
+def _span_text(scored: Scored, index: Index) -> str | None:
+    if scored.span is None:
+        return None
+    return " ".join(terms(index.articles[scored.article_id].text[scored.span[0] : scored.span[1]]))
+
+
+def _other_answer(
+    candidate: Scored, chosen: list[tuple[Scored, list[Scored]]], index: Index
+) -> bool:
+    # Another article giving another short answer (two names for one successor) is shown
+    # beside the best one, even a little further behind it, so the reader sees they disagree.
+    span = _span_text(candidate, index)
+    if not span or candidate.article_id in {c.article_id for c, _ in chosen}:
+        return False
+    return all(span != _span_text(c, index) for c, _ in chosen)
 
 
 def _same_fact(a: Scored, b: Scored, index: Index) -> bool:

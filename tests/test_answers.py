@@ -138,3 +138,23 @@ def test_eval_gate_passes_on_the_shipped_set(index_dir, tmp_path, capsys):
     question = data["questions"][0]
     assert {"id", "retrieved", "answered", "confidence", "sentences"} <= set(question)
     assert "<svg" in html.read_text(encoding="utf-8")
+
+
+def test_disagreeing_articles_are_both_shown(engine):
+    answer = engine.ask("Who succeeded al-Baghdadi as leader of the Islamic State?")
+    text = " ".join(s.text for s in answer.sentences)
+    assert "al-Qurashi" in text and "al-Salbi" in text
+    assert len({s.citations[0].article_id for s in answer.sentences}) >= 2
+
+
+def test_a_fact_repeated_across_articles_is_shown_once_with_every_source(engine):
+    answer = engine.ask("How many militias make up the Popular Mobilization Forces?")
+    texts = [s.text for s in answer.sentences]
+    assert len(texts) == len(set(texts))
+    cited = {c.article_id for s in answer.sentences for c in s.citations}
+    assert len(cited) >= 2
+
+
+def test_acronyms_are_spelled_out(engine):
+    answer = engine.ask("IRGC stands for")
+    assert answer.answered and answer.sentences[0].span == "Islamic Revolutionary Guard Corps"

@@ -1,0 +1,60 @@
+"""The answer builder's selection rules on a tiny collection, with a fake encoder."""
+
+from __future__ import annotations
+
+from rag.answering import Scored, select
+from rag.chunking import ChunkSettings
+from rag.index import SentenceTable, build_index
+from rag.ingest import Collection, build_article
+
+
+def _index(fake_encoder, *articles):
+    built = [build_article(title=t, paragraphs=p, source="test") for t, p in articles]
+    return build_index(Collection(tuple(built), (), "x", ()), fake_encoder, ChunkSettings())
+
+
+def _scored(index, number, score, span=None):
+    ref = index.sentences[number]
+    return Scored(number, ref.start, ref.end, ref.article_id, 0.5, 0.5, 0.5, 0, 1, 1, score, span)
+
+
+def test_a_pronoun_sentence_is_quoted_with_the_one_before(fake_encoder):
+    index = _index(fake_encoder, ("Zam", ["Zam was jailed in 2009. He was released soon after."]))
+    reply = select([_scored(index, 1, 1.0)], index, SentenceTable(index), threshold=0.5)
+    sentence = reply.sentences[0]
+    assert sentence.text == "Zam was jailed in 2009. He was released soon after."
+    article = index.articles[sentence.citations[0].article_id]
+    c = sentence.citations[0]
+    assert article.text[c.start : c.end] == sentence.text
+
+
+def test_below_threshold_abstains_with_a_reason(fake_encoder):
+    index = _index(fake_encoder, ("A", ["One sentence here."]))
+    reply = select([_scored(index, 0, 0.2)], index, SentenceTable(index), threshold=0.5)
+    assert not reply.answered and reply.sentences == () and reply.reason
+    assert 0 <= reply.confidence < 0.5
+
+
+def test_the_same_sentence_in_two_articles_is_one_answer_with_two_citations(fake_encoder):
+    same = "The alliance has about 40 militias."
+    index = _index(fake_encoder, ("A", [same]), ("B", ["Other words first.", same]))
+    numbers = [i for i, s in enumerate(index.sentences) if index.sentence_text(s) == same]
+    scored = [_scored(index, numbers[0], 1.0), _scored(index, numbers[1], 0.99)]
+    reply = select(scored, index, SentenceTable(index), threshold=0.5)
+    assert len(reply.sentences) == 1
+    assert {c.article_id for c in reply.sentences[0].citations} == {"a", "b"}
+
+
+def test_another_articles_different_answer_is_kept(fake_encoder):
+    index = _index(
+        fake_encoder,
+        ("A", ["Ali succeeded the old leader."]),
+        ("B", ["Omar replaced the old leader, the report says."]),
+    )
+    first, second = index.sentences[0], index.sentences[1]
+    scored = [
+        _scored(index, 0, 1.0, (first.start, first.start + 3)),
+        _scored(index, 1, 0.85, (second.start, second.start + 4)),
+    ]
+    reply = select(scored, index, SentenceTable(index), threshold=0.5)
+    assert [s.span for s in reply.sentences] == ["Ali", "Omar"]
