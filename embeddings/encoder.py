@@ -54,6 +54,9 @@ class SentenceTransformerEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a bar for reading a local file is noise
 
         self.name = name
         self._model = SentenceTransformer(path, device="cpu", local_files_only=True)

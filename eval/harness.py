@@ -179,7 +179,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         best = max(
             runs, key=lambda r: (r["metrics"]["answer_hit@1"] or 0, r["metrics"]["hit@5"] or 0)
         )
-        print(f"best by answer_hit@1: {best['method']}")
+        margins = ", ".join(
+            f"{(best['metrics']['answer_hit@1'] or 0) - (r['metrics']['answer_hit@1'] or 0):+.3f}"
+            f" over {r['method']}"
+            for r in runs
+            if r is not best
+        )
+        print(f"best by answer_hit@1: {best['method']} ({margins})")
     failures: list[str] = []
     if thresholds_path:
         thresholds = tomllib.loads(thresholds_path.read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.index import Index, SentenceTable
+from rag.questions import counted_terms
 from rag.retrieval import Lexicon
 from rag.spans import acronym_of, candidates, has_cause
 from rag.text import normalize, term_groups, terms
@@ -95,7 +96,11 @@ def _coverage(weights: dict[Group, float], found: set[str]) -> float:
 
 
 def _pick_span(
-    sentence: str, kind: str, question_terms: set[str], acronym: str | None
+    sentence: str,
+    kind: str,
+    question_terms: set[str],
+    acronym: str | None,
+    counted: set[str] = frozenset(),
 ) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
@@ -105,7 +110,9 @@ def _pick_span(
             continue
         distance = min((abs(start - m) for m in matched), default=0)
         novel = len(inside - question_terms) / len(inside) if inside else 0.0
-        key = (novel > 0, round(novel, 1), -distance, end - start)
+        # "How many missiles": the number that counts missiles, not another one nearby.
+        counts = bool(counted & set(terms(" ".join(sentence[start:].split()[:4]))))
+        key = (novel > 0, counts, round(novel, 1), -distance, end - start)
         if best_key is None or key > best_key:
             best, best_key = (start, end), key
     return best
@@ -174,6 +181,7 @@ def score_sentences(
     }
     question_terms = set().union(*groups) if groups else set()
     acronym = acronym_of(question) if kind == "definition" else None
+    counted = counted_terms(question) if kind == "number" else set()
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
         numbers, dense, texts, found, strict=True
@@ -195,7 +203,9 @@ def score_sentences(
         )
         lexical = _coverage(groups, sentence_terms)
         around = _coverage(groups, sentence_terms | context) - lexical
-        span = _pick_span(sentence, kind, question_terms, acronym) if kind in SHORT_KINDS else None
+        span = None
+        if kind in SHORT_KINDS:
+            span = _pick_span(sentence, kind, question_terms, acronym, counted)
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
@@ -339,14 +349,18 @@ def byline_reply(article: Article, kind_of_field: str) -> Reply:
     Returns:
         The byline as the answer, or an abstention that says the byline is missing.
     """
-    if article.byline is None or (kind_of_field == "author" and not article.author):
+    wanted = "author" if kind_of_field == "author" else "publication date"
+    if article.byline is None:
         return Reply(
             (),
             0.0,
             False,
-            f"The article “{article.title}” has no byline: its "
-            f"{'author' if kind_of_field == 'author' else 'publication date'} is not given.",
+            f"The article “{article.title}” has no byline: its {wanted} is not given.",
         )
+    if (kind_of_field == "author" and not article.author) or (
+        kind_of_field == "date" and not article.date
+    ):
+        return Reply((), 0.0, False, f"The article “{article.title}” does not give its {wanted}.")
     start, end = article.byline
     line = article.text[start:end]
     wanted = article.author if kind_of_field == "author" else None

@@ -91,12 +91,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
     index, warnings = open_index(settings, load_encoder(settings.model))
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     m = index.manifest
     print(
         f"Index in {settings.index_path}: {m['collection']['articles']} articles,"
         f" {m['chunks']} chunks, {m['sentences']} sentences ({m['model']}, built {m['created_at']})"
+        + (
+            f"; {len(warnings)} files or records skipped (see the warnings above)"
+            if warnings
+            else ""
+        )
     )
     return 0
 
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="rag: %(levelname)s: %(message)s",
     )
     try:
         return args.func(args)

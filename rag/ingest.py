@@ -152,15 +152,23 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
                 warnings.append(
                     f"{where}: date {record['date']!r} is not ISO (YYYY-MM-DD), left out"
                 )
+        author = str(record["author"]).strip() if record.get("author") else None
+        # The record's author and date become a byline line after the body, as in a feed
+        # export, so that questions about them are answered by quoting it.
+        byline = " | ".join(
+            ([f"Author: {author}"] if author else [])
+            + ([f"Date: {date.isoformat()}"] if date else [])
+        )
         articles.append(
             build_article(
                 title=title,
                 paragraphs=_paragraphs(body),
                 source=where,
                 article_id=str(record["id"]) if record.get("id") else None,
-                author=record.get("author") or None,
+                author=author,
                 date=date,
                 url=record.get("url") or None,
+                byline=byline or None,
             )
         )
     return articles

@@ -6,7 +6,7 @@ import re
 
 from rag.errors import QuestionError
 from rag.spans import acronym_of
-from rag.text import STOPWORDS, fold, normalize, words
+from rag.text import STOPWORDS, fold, normalize, terms, words
 
 MAX_QUESTION_CHARS = 1000
 
@@ -97,3 +97,17 @@ def question_kind(question: str) -> str:
         if match and (best is None or match.start() < best[0]):
             best = (match.start(), kind)
     return best[1] if best else "factoid"
+
+
+def counted_terms(question: str) -> set[str]:
+    """The terms of what a "how many" question counts: `ballistic missiles` in "How many
+    ballistic missiles did Iran fire?"; empty for other questions."""
+    match = re.search(r"(?i)\b(?:how (?:many|much)|number of)\s+([\w' -]+)", normalize(question))
+    if not match:
+        return set()
+    found: list[str] = []
+    for word in match.group(1).split():
+        if fold(word) in STOPWORDS or len(found) == 3:
+            break
+        found.append(word)
+    return set(terms(" ".join(found)))

@@ -39,9 +39,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         rf"|{_DAY}|(?:19|20)\d{{2}}s?|(?:yesterday|today|last year|this year))\b"
     ),
     "number": re.compile(
-        rf"\b(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d[\d,]*(?:\.\d+)?|(?i:{_NUMBER_WORD}))"
+        rf"\b(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))"
         r"(?:\s*(?:per cent|percent|%|million|billion|thousand|hundred))?"
-        r"(?:\s+[a-z]+s\b)?"
+        r"(?:\s+(?!(?:was|has|is|as|its|his|this|thus|us|does|yes|less|plus)\b)[a-z]+s\b)?"
     ),
 }
 

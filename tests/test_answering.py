@@ -58,3 +58,24 @@ def test_another_articles_different_answer_is_kept(fake_encoder):
     ]
     reply = select(scored, index, SentenceTable(index), threshold=0.5)
     assert [s.span for s in reply.sentences] == ["Ali", "Omar"]
+
+
+def test_byline_of_a_json_lines_article_is_quoted(tmp_path, fake_encoder):
+    import datetime as dt
+
+    from rag.answering import byline_reply
+    from rag.ingest import load_collection
+
+    (tmp_path / "a.jsonl").write_text(
+        '{"title": "Bakery prize", "text": "A bakery won.", "author": "Ada Quill",'
+        ' "date": "2021-03-04"}\n',
+        encoding="utf-8",
+    )
+    article = load_collection([tmp_path]).articles[0]
+    assert article.date == dt.date(2021, 3, 4)
+    who = byline_reply(article, "author")
+    assert who.answered and who.sentences[0].span == "Ada Quill"
+    when = byline_reply(article, "date")
+    assert when.sentences[0].span == "2021-03-04"
+    c = when.sentences[0].citations[0]
+    assert article.text[c.span_start : c.span_end] == "2021-03-04"

@@ -106,8 +106,12 @@ def test_jsonl_markdown_and_text(tmp_path):
     by_title = {a.title: a for a in collection.articles}
     assert set(by_title) == {"Alpha", "Beta", "Gamma", "Delta"}
     assert by_title["Alpha"].date == dt.date(2020, 1, 2)
-    assert by_title["Alpha"].text == "First para.\n\nSecond para."
+    assert by_title["Alpha"].body == "First para.\n\nSecond para."
+    assert by_title["Alpha"].text.endswith("\n\nDate: 2020-01-02")
     assert by_title["Beta"].id == "b-1" and by_title["Beta"].author == "Ann"
+    start, end = by_title["Beta"].byline
+    assert by_title["Beta"].text[start:end] == "Author: Ann"
+    assert by_title["Beta"].body == "Body."
     assert [s.title for s in by_title["Gamma"].sections] == [None, "Part"]
     assert "##" not in by_title["Gamma"].text
     assert by_title["Delta"].text == "Plain body."

@@ -330,3 +330,29 @@ def test_an_index_that_cannot_be_opened_is_reported(engine, tmp_path):
     assert health["ready"] is False and health["status"] == "failed"
     assert "No index" in health["error"]
     assert response.status_code == 503 and "No index" in response.json()["detail"]
+
+
+def test_docs_page_uses_only_local_assets(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    assert client.get("/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/openapi.json").json()["paths"]["/ask"]
+
+
+def test_dates_out_of_order_are_a_422_naming_both(client):
+    response = client.post(
+        "/ask",
+        json={
+            "question": "Who shot al-Hashimi?",
+            "date_from": "2020-02-01",
+            "date_to": "2020-01-01",
+        },
+    )
+    assert response.status_code == 422
+    assert "date_from" in response.text and "date_to" in response.text
+
+
+def test_blank_question_message_says_it_is_empty(client):
+    response = client.post("/ask", json={"question": "   "})
+    assert response.status_code == 422 and "empty" in response.text

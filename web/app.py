@@ -22,11 +22,13 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from rag.engine import Engine
 from rag.errors import QuestionError
@@ -466,9 +468,24 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         title="Ask the articles",
         summary="Questions about news articles, answered with cited, verbatim sentences.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.web = state
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        # Swagger UI from the installed swagger-ui-bundle package: the page works offline.
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/swagger-ui/favicon-32x32.png",
+        )
+
     app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

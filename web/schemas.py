@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
 
 from rag.questions import MAX_QUESTION_CHARS
@@ -40,6 +40,20 @@ class AskOptions(BaseModel):
             raise PydanticUseDefault()
         return value
 
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> AskOptions:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(
+                f"date_from ({self.date_from}) is after date_to ({self.date_to}): swap them"
+            )
+        return self
+
+
+def _not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the question is empty: type a question about the articles")
+    return value
+
 
 class AskRequest(AskOptions):
     """The body of `POST /ask`."""
@@ -47,6 +61,7 @@ class AskRequest(AskOptions):
     question: str = Field(
         min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, in words."
     )
+    _question_not_blank = field_validator("question", mode="before")(_not_blank)
 
 
 class AskQuery(AskOptions):
@@ -55,6 +70,7 @@ class AskQuery(AskOptions):
     q: str = Field(
         min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, in words."
     )
+    _q_not_blank = field_validator("q", mode="before")(_not_blank)
 
 
 class CitationOut(BaseModel):
