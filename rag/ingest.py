@@ -17,7 +17,7 @@ from rag.sentences import split_sentences
 from rag.text import slugify, squash
 from rag.types import Article, Section
 
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"}
 DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
 
