@@ -29,6 +29,7 @@ TABLE_METRICS = (
     "answer_hit@3",
     "span_f1",
     "citation_precision",
+    "first_citation_gold",
     "abstention_recall",
     "false_refusal_rate",
     "latency_p50_ms",

@@ -41,6 +41,7 @@ ANSWER_METRICS = (
     "span_em",
     "span_f1",
     "citation_precision",
+    "first_citation_gold",
 )
 _PER_QUESTION_KEYS = {"mrr@10": "rr@10"}
 
@@ -303,7 +304,8 @@ def score_question(qa: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str
     Returns:
         ``id``, ``kind``, ``answerable`` and ``refused``; for answerable questions also
         ``hit@1``, ``hit@5``, ``rr@10``, ``answer_hit@1``, ``answer_hit@3``, ``span_em``,
-        ``span_f1`` and ``citation_precision`` (None when nothing is cited).
+        ``span_f1``, ``citation_precision`` (None when nothing is cited) and
+        ``first_citation_gold`` (the first answer sentence's article is a gold one).
     """
     if qa["id"] != result["id"]:
         raise ValueError(f"result {result['id']!r} does not belong to question {qa['id']!r}")
@@ -331,6 +333,7 @@ def score_question(qa: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str
             "span_em": span_exact_match(span, answers),
             "span_f1": span_f1(span, answers),
             "citation_precision": citation_precision([s["title"] for s in sentences], gold),
+            "first_citation_gold": hit_at_k([s["title"] for s in sentences[:1]], gold, 1),
         }
     )
     return scores

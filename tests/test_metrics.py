@@ -238,6 +238,7 @@ def test_summarize_three_questions():
             "span_em": 0.0,
             "span_f1": 1 / 3,
             "citation_precision": 0.5,
+            "first_citation_gold": 0.5,
             "abstention_precision": 0.5,
             "abstention_recall": 1.0,
             "false_refusal_rate": 0.5,
@@ -260,6 +261,7 @@ def test_summarize_three_questions():
             "span_em": 0.0,
             "span_f1": 2 / 3,
             "citation_precision": 0.5,
+            "first_citation_gold": 1.0,
             "false_refusal_rate": 0.0,
         }
     )
@@ -273,6 +275,7 @@ def test_summarize_three_questions():
         "span_em": 0.0,
         "span_f1": 0.0,
         "citation_precision": None,
+        "first_citation_gold": 0.0,
         "false_refusal_rate": 1.0,
     }
     assert per_kind["unanswerable"] == {"questions": 1, "refusal_rate": 1.0}
