@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 from collections.abc import Collection as Set
@@ -50,11 +49,21 @@ class Lexicon:
     def resolve(self, term: str) -> tuple[str, ...]:
         """Map a query term to the collection's terms: itself, or close spellings of it.
 
-        `kataib` finds `kitaib`, `soliemani` finds `soleimani`.
+        A close spelling is one or two edits away (two for words of eight letters or more)
+        with the same first letter: `kataib` finds `kitaib`, `soliemani` finds `soleimani`,
+        but `population` does not become `popular`.
         """
         if term in self.vocabulary or len(term) < 5 or term.isdigit():
             return (term,) if term in self.vocabulary else ()
-        return tuple(difflib.get_close_matches(term, self._sorted, n=2, cutoff=0.8))
+        limit = 2 if len(term) >= 8 else 1
+        close = [
+            (distance, word)
+            for word in self._sorted
+            if word[:1] == term[:1] and abs(len(word) - len(term)) <= limit
+            for distance in [_edits(term, word, limit)]
+            if distance <= limit
+        ]
+        return tuple(word for _, word in sorted(close)[:2])
 
     def query_terms(self, question: str) -> list[str]:
         """The question's terms as they are spelled in the collection."""
@@ -137,6 +146,23 @@ class Retriever:
             Passage(chunks[i], self.index.articles[chunks[i].article_id], float(scores[i]), rank)
             for rank, i in enumerate(order, start=1)
         ]
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance of two words, or `limit + 1` once it exceeds `limit`."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def _rrf(score_lists: list[np.ndarray]) -> np.ndarray:
