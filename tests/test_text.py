@@ -107,3 +107,15 @@ def test_acronyms():
     assert [sentence[s:e] for s, e in expansions(sentence, "ISIS")] == [
         "Islamic State of Iraq and Syria"
     ]
+
+
+def test_close_spellings_are_found_but_other_words_are_not():
+    from rag.retrieval import Lexicon
+
+    lexicon = Lexicon(
+        ["Kita’ib Hezbollah fighters", "Qasem Soleimani was killed", "Popular forces"]
+    )
+    assert lexicon.resolve(terms("Kataib")[0]) == ("kitaib",)
+    assert lexicon.resolve(terms("Soliemani")[0]) == ("soleimani",)
+    assert lexicon.resolve(terms("population")[0]) == ()
+    assert lexicon.query_terms("kataib hezbollah") == ["kitaib", "hezbollah"]
