@@ -186,3 +186,11 @@ def test_example_question_and_keyboard(server, browser):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the page scrolls sideways on a phone"
     context.close()
+
+
+def test_api_docs_render_offline(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/docs")
+    page.wait_for_selector("text=/ask", timeout=20_000)
+    assert "Unable to render" not in page.content()
+    page.close()
