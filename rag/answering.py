@@ -12,7 +12,7 @@ from rag.index import Index, SentenceTable
 from rag.questions import counted_terms
 from rag.retrieval import Lexicon
 from rag.spans import acronym_of, candidates, has_cause
-from rag.text import normalize, term_groups, terms
+from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
 # Weights of the sentence score and the abstention threshold on it; see README "How answers
@@ -119,11 +119,7 @@ def _pick_span(
 
 
 def _words_with_terms(sentence: str) -> list[tuple[str, int, int]]:
-    out = []
-    for match in re.finditer(r"[^\W_]+(?:['\-][^\W_]+)*", normalize(sentence)):
-        for term in terms(match.group()):
-            out.append((term, match.start(), match.end()))
-    return out
+    return [(term, start, end) for word, start, end in words(sentence) for term in terms(word)]
 
 
 def score_sentences(

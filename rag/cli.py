@@ -52,11 +52,11 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
     sources: list[tuple[str, str]] = []
 
     def number(citation) -> int:
-        key = (citation.article_id, f"{citation.start}")
+        # One number per article, in order of first citation.
         label = f"{citation.title} ({citation.date.isoformat() if citation.date else 'no date'})"
         if (citation.article_id, label) not in sources:
             sources.append((citation.article_id, label))
-        return sources.index((citation.article_id, label)) + 1 if key else 0
+        return sources.index((citation.article_id, label)) + 1
 
     if not answer.answered:
         lines.append(answer.reason or "The articles do not answer this question.")

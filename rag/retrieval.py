@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Collection as Set
 from typing import Literal
 
@@ -25,20 +26,13 @@ class Lexicon:
     """BM25 over chunk terms, with typo-tolerant mapping of unknown query terms."""
 
     def __init__(self, texts: list[str]) -> None:
+        tokenized = [terms(t) for t in texts]
         self._bm25 = bm25s.BM25()
-        self._bm25.index([terms(t) or [""] for t in texts], show_progress=False)
-        self.vocabulary = {t for t in self._bm25.vocab_dict if t}
+        self._bm25.index([t or [""] for t in tokenized], show_progress=False)
+        self.document_frequency = Counter(term for t in tokenized for term in set(t))
+        self.vocabulary = set(self.document_frequency)
         self._sorted = sorted(self.vocabulary)
-        self.document_frequency = self._document_frequency(texts)
         self.documents = len(texts)
-
-    @staticmethod
-    def _document_frequency(texts: list[str]) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for text in texts:
-            for term in set(terms(text)):
-                counts[term] = counts.get(term, 0) + 1
-        return counts
 
     def idf(self, term: str) -> float:
         """Inverse document frequency over the chunks (0 for a term that is nowhere)."""
