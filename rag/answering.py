@@ -178,16 +178,19 @@ def score_sentences(
     question_terms = set().union(*groups) if groups else set()
     acronym = acronym_of(question) if kind == "definition" else None
     counted = counted_terms(question) if kind == "number" else set()
+    headings: dict[tuple[str, int], set[str]] = {}
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
         numbers, dense, texts, found, strict=True
     ):
         ref = index.sentences[number]
-        article = index.articles[ref.article_id]
-        context = set(terms(article.title))
         section = table.section_of(number)
-        if section.title:
-            context |= set(terms(section.title))
+        key = (ref.article_id, section.start)
+        if key not in headings:
+            headings[key] = set(
+                terms(f"{index.articles[ref.article_id].title} {section.title or ''}")
+            )
+        context = set(headings[key])
         before = table.previous(number)
         # The sentence before says who "he" or "the group" is; it adds nothing otherwise.
         if before is not None and _PRONOUN_START.match(sentence):

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -257,4 +256,4 @@ def _default_engine() -> Engine:
     return _DEFAULT[0]
 
 
-__all__: Sequence[str] = ("Engine", "ask", "open_index")
+__all__ = ["Engine", "ask", "open_index"]
