@@ -28,9 +28,16 @@ WEIGHTS = {
 THRESHOLD = 0.75
 CONFIDENCE_SLOPE = 12.0
 MAX_SENTENCES = 3
+# A question that wants a date or a number is not answered by sentences that hold none: when
+# no sentence scoring within this share of the best one has one, abstain. (Names and places
+# are left out: "who" and "where" are often answered by a description, "the owner", "in
+# committee", that no pattern can tell from a non-answer.)
+TYPED_WINDOW = 0.9
+TYPED_KINDS = ("date", "number")
 RELATIVE_KEEP = 0.92
 OTHER_KEEP = 0.8
 DUPLICATE_JACCARD = 0.6
+_WANTED = {"date": "date", "number": "number"}
 SHORT_KINDS = ("person", "date", "number", "place", "definition")
 _PRONOUN_START = re.compile(
     r"^(?:He|She|It|They|His|Her|Its|Their|This|These|That|Those|The (?:group|organization|"
@@ -101,10 +108,11 @@ def _pick_span(
     question_terms: set[str],
     acronym: str | None,
     counted: set[str] = frozenset(),
+    places: frozenset[str] = frozenset(),
 ) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
-    for start, end in candidates(sentence, kind, acronym=acronym):
+    for start, end in candidates(sentence, kind, acronym=acronym, places=places):
         inside = set(terms(sentence[start:end]))
         if inside and inside <= question_terms:
             continue
@@ -204,7 +212,7 @@ def score_sentences(
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
         if kind in SHORT_KINDS:
-            span = _pick_span(sentence, kind, question_terms, acronym, counted)
+            span = _pick_span(sentence, kind, question_terms, acronym, counted, table.places)
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
@@ -262,7 +270,12 @@ def _extend_for_pronoun(best: Scored, index: Index, table: SentenceTable) -> int
 
 
 def select(
-    scored: list[Scored], index: Index, table: SentenceTable, *, threshold: float = THRESHOLD
+    scored: list[Scored],
+    index: Index,
+    table: SentenceTable,
+    *,
+    threshold: float = THRESHOLD,
+    kind: str = "factoid",
 ) -> Reply:
     """Choose the answer sentences: the best one, others close to it, duplicates merged.
 
@@ -271,6 +284,8 @@ def select(
         index: The index.
         table: Sentence look-ups of the index.
         threshold: The score under which the articles are taken not to answer.
+        kind: The kind of answer wanted; a date or number that no good sentence holds
+            means the articles do not answer.
 
     Returns:
         The reply; when it abstains, no sentences and a reason.
@@ -281,6 +296,15 @@ def select(
     confidence = confidence_of(best.score, threshold)
     if best.score < threshold:
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
+    if kind in TYPED_KINDS and not any(
+        s.typed for s in scored if s.score >= best.score * TYPED_WINDOW
+    ):
+        return Reply(
+            (),
+            min(confidence, 0.5),
+            False,
+            f"The closest passages do not give the {_WANTED[kind]} the question asks for.",
+        )
     chosen: list[tuple[Scored, list[Scored]]] = []
     for candidate in scored:
         if len(chosen) >= MAX_SENTENCES or candidate.score < max(

@@ -215,7 +215,7 @@ class Engine:
                 self.retriever.lexicon,
                 kind,
             )
-            reply = select(scored, self.index, self.table)
+            reply = select(scored, self.index, self.table, kind=kind)
         finished = time.perf_counter()
         return Answer(
             question=question,

@@ -20,6 +20,7 @@ import numpy as np
 from rag.chunking import ChunkSettings, chunk_articles
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
+from rag.spans import place_names
 from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
 
@@ -368,6 +369,7 @@ class SentenceTable:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._by_start = {(s.article_id, s.start): i for i, s in enumerate(index.sentences)}
+        self.places = place_names(a.text for a in index.articles.values())
 
     def section_of(self, number: int) -> Section:
         """The section a sentence stands in."""

@@ -44,6 +44,13 @@ _RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+def _subordinate_when(text: str, match: re.Match[str]) -> bool:
+    # "What happens when the immune system fails?" asks what, not when.
+    return match.group() == "when" and bool(
+        re.search(r"\b(what|which|who|whom|how|where|why)\b", text[: match.start()])
+    )
+
+
 def check_question(question: str) -> str:
     """Refuse a question that cannot be searched for, with a message that says why.
 
@@ -94,6 +101,8 @@ def question_kind(question: str) -> str:
         match = re.search(pattern, text)
         if match and kind == "metadata":
             return kind
+        if match and kind == "date" and _subordinate_when(text, match):
+            continue
         if match and (best is None or match.start() < best[0]):
             best = (match.start(), kind)
     return best[1] if best else "factoid"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from rag.text import normalize
 
@@ -15,7 +16,7 @@ _NUMBER_WORD = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
     r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
     r"eighty|ninety|hundred|a hundred|a dozen|dozens|hundreds|thousands|a thousand|"
-    r"several|half|a third|a quarter)"
+    r"several|half|a third|a quarter|once|twice|none|many times)"
 )
 _QUANTIFIER = (
     r"(?:(?:about|around|over|more than|less than|fewer than|at least|up to|nearly|almost|"
@@ -34,14 +35,22 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
         rf"\b(?:{_DAY},?\s+)?(?:\d{{1,2}}\s+{_MONTH}(?:,?\s+\d{{4}})?|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
         rf"|(?:early|late|mid)[- ]?(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?|{_MONTH}\s+\d{{4}}"
-        rf"|(?:in|since|until|by|of|from|during)\s+(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?"
+        rf"|(?i:in|since|until|by|of|from|during)\s+(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?"
         rf"|(?:last|this|next|on)\s+(?:{_DAY}|week|month|year|weekend|night|morning)"
-        rf"|{_DAY}|(?:19|20)\d{{2}}s?|(?:yesterday|today|last year|this year))\b"
+        rf"|{_DAY}|(?:1\d|20)\d{{2}}(?:s|\s?[–-]\s?(?:1\d|20)?\d{{2}})?"
+        rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\s+century|(?:yesterday|today|last year|this year)"
+        r"|(?:around\s+|about\s+|~)?(?:\d[\d,.]*|a)\s+(?:(?:million|billion|thousand)\s+)?years\s+ago"
+        r"|~?\d[\d,]*\s*(?:BP|BCE?|AD|CE)|\d{1,2}:\d{2}(?:\s?[ap]\.?m\.?)?)\b"
     ),
     "number": re.compile(
         rf"\b(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))"
         r"(?:\s*(?:per cent|percent|%|million|billion|thousand|hundred))?"
         r"(?:\s+(?!(?:was|has|is|as|its|his|this|thus|us|does|yes|less|plus)\b)[a-z]+s\b)?"
+    ),
+    # "for over a year", "two weeks": lengths of time answer "how long" questions.
+    "duration": re.compile(
+        rf"\b(?i:{_QUANTIFIER})(?:an?|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))(?:\s+(?:and a half|more))?"
+        r"\s+(?:years?|months?|weeks?|days?|hours?|minutes?|decades?)\b"
     ),
 }
 
@@ -50,7 +59,21 @@ _CAPITALISED = re.compile(
     r"\s+(?:(?:al|el|bin|ibn|Abu|de|van|von|der|of|the)[\s-])?[A-Z][\w'\-]*)*"
 )
 _PLACE_CUE = re.compile(
-    r"\b(?:in|at|from|near|to|outside|inside|across|throughout|into|of)\s+(?:(?:the|northern|southern|eastern|western|north|south|east|west|central)\s+)*$"
+    r"\b(?:in|at|from|near|to|outside|inside|across|throughout|into|of)\s+(?:(?:the|northern|southern|eastern|western|north|south|east|west|central|and)\s+)*$"
+)
+# A date with the preposition before it, which the short answer leaves out ("in 1891").
+_DATE_AFTER_PREPOSITION = re.compile(
+    rf"((?i:in|since|until|by|of|from|during|on)\s+)?(?:{PATTERNS['date'].pattern})"
+)
+# Words that put a place after them more surely than "of" or "to" do ("the killing of X").
+_STRICT_PLACE_CUE = re.compile(
+    r"\b(?:in|near|inside|throughout|across)\s+(?:(?:northern|southern|eastern|western|"
+    r"central)\s+)?$"
+)
+# A name that is a place by what it names: "Baghdad University", "Ain al-Asad Air Base".
+_INSTITUTION = re.compile(
+    r"\b(?:University|College|School|Airport|Base|Camp|Prison|Hospital|Mosque|Palace|Square|"
+    r"Province|Governorate|City|Island|Mountains?|River|Valley|Desert|Sea|Strait|Gulf|Zone)\b"
 )
 _LEADING = {
     "The",
@@ -171,7 +194,35 @@ def expansions(sentence: str, acronym: str) -> list[tuple[int, int]]:
     return spans
 
 
-def candidates(sentence: str, kind: str, *, acronym: str | None = None) -> list[tuple[int, int]]:
+def place_names(texts: Iterable[str]) -> frozenset[str]:
+    """The names that some text uses as a place ("in Iran", "near Kirkuk"), so that a bare
+    "Iran possesses..." is known to name a place too.
+
+    Args:
+        texts: Texts of the collection.
+
+    Returns:
+        The place names, as written.
+    """
+    found = set()
+    for text in texts:
+        plain = normalize(text)
+        for start, end in _names(text):
+            name = plain[start:end]
+            if _STRICT_PLACE_CUE.search(plain[max(0, start - 40) : start]) and not re.fullmatch(
+                rf"{_MONTH}|{_DAY}", name
+            ):
+                found.add(name)
+    return frozenset(found)
+
+
+def candidates(
+    sentence: str,
+    kind: str,
+    *,
+    acronym: str | None = None,
+    places: frozenset[str] = frozenset(),
+) -> list[tuple[int, int]]:
     """Spans in a sentence that could be the short answer to a question of a kind.
 
     Args:
@@ -179,6 +230,7 @@ def candidates(sentence: str, kind: str, *, acronym: str | None = None) -> list[
         kind: `person`, `place`, `date`, `number` or `definition` (other kinds have no short
             answer).
         acronym: For `definition`, the acronym asked about.
+        places: Names known to be places (see `place_names`).
 
     Returns:
         (start, end) offsets in the sentence, in sentence order.
@@ -186,15 +238,21 @@ def candidates(sentence: str, kind: str, *, acronym: str | None = None) -> list[
     if kind == "definition":
         return expansions(sentence, acronym) if acronym else []
     text = normalize(sentence)
-    dates = [(m.start(), m.end()) for m in PATTERNS["date"].finditer(text)]
+    dates = [
+        (m.start() + len(m.group(1) or ""), m.end()) for m in _DATE_AFTER_PREPOSITION.finditer(text)
+    ]
     if kind == "date":
         return dates
     if kind == "number":
-        return [
+        numbers = [
             (m.start(), m.end())
             for m in PATTERNS["number"].finditer(text)
-            if not any(s <= m.start() < e or m.start() <= s < m.end() for s, e in dates)
+            # "2000 guests" counts guests even though 2000 could be a year.
+            if " " in m.group().strip()
+            or not any(s <= m.start() < e or m.start() <= s < m.end() for s, e in dates)
         ]
+        durations = [(m.start(), m.end()) for m in PATTERNS["duration"].finditer(text)]
+        return sorted(set(numbers + durations))
     if kind == "person":
         names = [
             s
@@ -206,7 +264,13 @@ def candidates(sentence: str, kind: str, *, acronym: str | None = None) -> list[
         agents = [(m.start(1), m.end(1)) for m in _AGENT.finditer(text)]
         return sorted(set(names + agents))
     if kind == "place":
-        return [s for s in _names(sentence) if _PLACE_CUE.search(text[: s[0]])]
+        return [
+            s
+            for s in _names(sentence)
+            if _PLACE_CUE.search(text[: s[0]])
+            or _INSTITUTION.search(text[s[0] : s[1]])
+            or text[s[0] : s[1]] in places
+        ]
     return []
 
 

@@ -35,6 +35,26 @@ def test_below_threshold_abstains_with_a_reason(fake_encoder):
     assert 0 <= reply.confidence < 0.5
 
 
+def _typed(index, number, score, typed):
+    ref = index.sentences[number]
+    return Scored(
+        number, ref.start, ref.end, ref.article_id, 0.5, 0.5, 0.5, 0, typed, 1, score, None
+    )
+
+
+def test_a_number_question_without_a_number_near_the_top_abstains(fake_encoder):
+    index = _index(fake_encoder, ("A", ["Zam ran a channel.", "It had 1.4 million readers."]))
+    table = SentenceTable(index)
+    no_number = [_typed(index, 0, 1.0, 0.0), _typed(index, 1, 0.7, 1.0)]
+    reply = select(no_number, index, table, threshold=0.5, kind="number")
+    assert not reply.answered and "number" in reply.reason
+    # The same scores answer a question that wants no number, and a close second with a
+    # number answers the number question.
+    assert select(no_number, index, table, threshold=0.5, kind="factoid").answered
+    close = [_typed(index, 0, 1.0, 0.0), _typed(index, 1, 0.95, 1.0)]
+    assert select(close, index, table, threshold=0.5, kind="number").answered
+
+
 def test_the_same_sentence_in_two_articles_is_one_answer_with_two_citations(fake_encoder):
     same = "The alliance has about 40 militias."
     index = _index(fake_encoder, ("A", [same]), ("B", ["Other words first.", same]))

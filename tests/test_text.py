@@ -8,7 +8,7 @@ from rag.errors import QuestionError
 from rag.feed import split_caption
 from rag.questions import check_question, question_kind
 from rag.sentences import split_sentences
-from rag.spans import acronym_of, candidates, expansions, has_cause
+from rag.spans import acronym_of, candidates, expansions, has_cause, place_names
 from rag.text import normalize, slugify, term_groups, terms
 
 
@@ -97,6 +97,22 @@ def test_span_candidates():
     assert _spans(sentence, "place") == ["Syria"]
     assert has_cause("He was jailed for urging protesters to act.")
     assert not has_cause("The sky is blue.")
+
+
+def test_years_durations_and_places_by_name():
+    assert _spans("In 1891 a Scottish chemist made it.", "date") == ["1891"]
+    assert _spans("His son Jochi (1185–1226) was born.", "date") == ["1185–1226"]
+    assert _spans("It was built in the 12th century.", "date") == ["the 12th century"]
+    assert _spans("They were held for over a year.", "number") == ["over a year"]
+    assert _spans("She was a Baghdad University-educated historian.", "place") == [
+        "Baghdad University-educated"
+    ]
+    assert _spans("Cells operate in central and northern Iraq.", "place") == ["Iraq"]
+    places = place_names(["Troops stayed in Iran in January.", "Talks began near Kirkuk."])
+    assert places == {"Iran", "Kirkuk"}
+    sentence = "Iran possesses the largest missile force."
+    assert [sentence[s:e] for s, e in candidates(sentence, "place", places=places)] == ["Iran"]
+    assert candidates(sentence, "place") == []
 
 
 def test_acronyms():
