@@ -13,6 +13,7 @@ from rag.chunking import ChunkSettings
 from rag.errors import CollectionError, RagError
 from rag.ingest import DEFAULT_COLLECTION
 from rag.retrieval import METHODS
+from rag.serialize import source_numbers
 from rag.settings import INDEX_ENV, Settings
 from rag.types import Answer
 
@@ -49,14 +50,8 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
         Printable text.
     """
     lines: list[str] = []
-    sources: list[tuple[str, str]] = []
-
-    def number(citation) -> int:
-        # One number per article, in order of first citation.
-        label = f"{citation.title} ({citation.date.isoformat() if citation.date else 'no date'})"
-        if (citation.article_id, label) not in sources:
-            sources.append((citation.article_id, label))
-        return sources.index((citation.article_id, label)) + 1
+    numbers = source_numbers(answer)
+    sources: dict[str, str] = {}
 
     if not answer.answered:
         lines.append(answer.reason or "The articles do not answer this question.")
@@ -67,12 +62,15 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
         text = sentence.text
         if first.span_start is not None:
             text = _mark(text, first.span_start - first.start, first.span_end - first.start, color)
-        marks = "".join(f"[{number(c)}]" for c in sentence.citations)
+        for c in sentence.citations:
+            date = c.date.isoformat() if c.date else "no date"
+            sources.setdefault(c.article_id, f"{c.title} ({date})")
+        marks = "".join(f"[{numbers[c.article_id]}]" for c in sentence.citations)
         lines.append(f"- {text} {marks}")
     if sources:
         lines.append("")
         lines.append("Sources:")
-        lines += [f"  [{i}] {label}" for i, (_, label) in enumerate(sources, start=1)]
+        lines += [f"  [{numbers[a]}] {label}" for a, label in sources.items()]
     lines.append("")
     lines.append(f"Confidence {answer.confidence:.2f} · {answer.timings.total_ms:.0f} ms")
     lines.append("Passages:")

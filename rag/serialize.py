@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rag.types import Answer, Article, Citation, Passage
@@ -38,6 +39,32 @@ def passage_to_dict(passage: Passage) -> dict[str, Any]:
     }
 
 
+def source_numbers(answer: Answer) -> dict[str, int]:
+    """Number the cited articles 1, 2, ... in the order the answer first cites them.
+
+    Args:
+        answer: The answer.
+
+    Returns:
+        Article id → its source number.
+    """
+    numbers: dict[str, int] = {}
+    for sentence in answer.sentences:
+        for citation in sentence.citations:
+            numbers.setdefault(citation.article_id, len(numbers) + 1)
+    return numbers
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(end, merged[-1][1])
+        else:
+            merged.append([start, end])
+    return merged
+
+
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
     """An answer as plain data; every offset indexes its article's text.
 
@@ -45,8 +72,26 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         answer: The answer.
 
     Returns:
-        A JSON-ready dict.
+        A JSON-ready dict: the answer sentences, each citation with its source number, the
+        numbered sources, and the passages, each with the ranges of it that the answer quotes.
     """
+    numbers = source_numbers(answer)
+    cited = [c for s in answer.sentences for c in s.citations]
+    sources = {}
+    for c in cited:
+        sources.setdefault(
+            c.article_id,
+            {**citation_to_dict(c), "number": numbers[c.article_id]},
+        )
+    passages = []
+    for p in answer.passages:
+        data = passage_to_dict(p)
+        data["highlights"] = _merge(
+            (max(c.start, p.chunk.start), min(c.end, p.chunk.end))
+            for c in cited
+            if c.article_id == p.article.id and c.start < p.chunk.end and c.end > p.chunk.start
+        )
+        passages.append(data)
     return {
         "question": answer.question,
         "answered": answer.answered,
@@ -58,11 +103,17 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
                 "text": s.text,
                 "span": s.span,
                 "score": s.score,
-                "citations": [citation_to_dict(c) for c in s.citations],
+                "citations": [
+                    {**citation_to_dict(c), "number": numbers[c.article_id]} for c in s.citations
+                ],
             }
             for s in answer.sentences
         ],
-        "passages": [passage_to_dict(p) for p in answer.passages],
+        "sources": [
+            {k: source[k] for k in ("number", "article_id", "title", "author", "date")}
+            for source in sources.values()
+        ],
+        "passages": passages,
         "timings": {
             "retrieve_ms": answer.timings.retrieve_ms,
             "answer_ms": answer.timings.answer_ms,

@@ -111,7 +111,20 @@ def test_cli_ask_json(index_dir, capsys):
         rag_main(["ask", "--json", "--index", str(index_dir), "Who shot Hisham al-Hashimi?"]) == 0
     )
     data = json.loads(capsys.readouterr().out)
-    assert data["answered"] and squash(data["sentences"][0]["citations"][0]["title"]) == HASHIMI
+    first = data["sentences"][0]["citations"][0]
+    assert data["answered"] and squash(first["title"]) == HASHIMI
+    # The same numbered sources and quoted ranges as the web API, without its links.
+    assert data["sources"][0]["number"] == first["number"] == 1
+    assert squash(data["sources"][0]["title"]) == HASHIMI
+    holding = [
+        p
+        for p in data["passages"]
+        if p["article_id"] == first["article_id"]
+        and p["start"] <= first["start"]
+        and first["end"] <= p["end"]
+    ]
+    assert holding, "the quoted sentence should come from a listed passage"
+    assert all([first["start"], first["end"]] in p["highlights"] for p in holding)
 
 
 def test_cli_ask_prints_marked_span_and_sources(index_dir, capsys):

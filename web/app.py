@@ -107,55 +107,25 @@ def marked_pieces(
 
 
 def answer_out(answer: Answer) -> AnswerOut:
-    """The API form of an answer: the core's plain data with source numbers and page links.
+    """The API form of an answer: the core's plain data with page links.
 
     Args:
         answer: The answer.
 
     Returns:
-        The answer with a numbered source (one per article) and a `url` for every citation,
-        and for every passage the ranges of it that the answer quotes.
+        The answer with a `url` for every source, citation and passage.
     """
     data = answer_to_dict(answer)
-    numbers: dict[str, int] = {}
-    sources: list[dict[str, Any]] = []
-    cited: list[dict[str, Any]] = []
+    for source in data["sources"]:
+        source["url"] = article_url(source["article_id"])
     for sentence in data["sentences"]:
         for citation in sentence["citations"]:
-            if citation["article_id"] not in numbers:
-                numbers[citation["article_id"]] = len(numbers) + 1
-                sources.append(
-                    {
-                        **{k: citation[k] for k in ("article_id", "title", "author", "date")},
-                        "number": len(numbers),
-                        "url": article_url(citation["article_id"]),
-                    }
-                )
-            citation["number"] = numbers[citation["article_id"]]
             citation["url"] = article_url(
                 citation["article_id"], citation["start"], citation["end"]
             )
-            cited.append(citation)
     for passage in data["passages"]:
         passage["url"] = article_url(passage["article_id"], passage["start"], passage["end"])
-        passage["highlights"] = _merge(
-            (max(c["start"], passage["start"]), min(c["end"], passage["end"]))
-            for c in cited
-            if c["article_id"] == passage["article_id"]
-            and c["start"] < passage["end"]
-            and c["end"] > passage["start"]
-        )
-    return AnswerOut.model_validate({**data, "sources": sources})
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    return AnswerOut.model_validate(data)
 
 
 @dataclass
