@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from rag.sentences import split_sentences
 
 _KIND_CUES = (
     ("person", r"who|whom|whose"),
@@ -59,15 +62,42 @@ def _article_id(title: str, taken: set[str]) -> str:
     return slug
 
 
-def convert(squad: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
+def _without_answers(paragraph: Mapping[str, Any]) -> str | None:
+    # The paragraph less every sentence that holds one of its questions' answers; None when
+    # nothing would be left.
+    context = paragraph["context"]
+    answers = [
+        (a["answer_start"], a["answer_start"] + len(a["text"]))
+        for qa in paragraph["qas"]
+        for a in qa["answers"]
+    ]
+    kept = [
+        context[start:end]
+        for start, end in split_sentences(context)
+        if not any(start < a_end and a_start < end for a_start, a_end in answers)
+    ]
+    return " ".join(kept) if kept else None
+
+
+def convert(
+    squad: Mapping[str, Any], *, unanswerable_share: float = 0.0, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
     """Convert a SQuAD v1.1 dataset into articles and Q&A records.
 
     Each SQuAD article becomes one article whose text is its paragraphs joined by blank lines;
     each question's gold article is that article. A question without answers is kept as
     unanswerable, with kind ``unanswerable``.
 
+    To measure abstention on a set that has no unanswerable questions, a share of the
+    paragraphs can lose every sentence that holds one of their answers: their questions stay
+    on topic (the rest of the paragraph and article is still there) but are no longer
+    answered, and become unanswerable. A question whose answer text still appears elsewhere
+    in its article is dropped, as it may still be answered.
+
     Args:
         squad: The parsed SQuAD JSON.
+        unanswerable_share: Share of the paragraphs (0 to 1) whose answers are removed.
+        seed: Seed of the choice of those paragraphs.
 
     Returns:
         Articles as ``{"id", "title", "text"}`` and Q&A records as
@@ -76,6 +106,9 @@ def convert(squad: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
     Raises:
         ValueError: If a title or question id repeats, or an answer text is not in its article.
     """
+    if not 0 <= unanswerable_share <= 1:
+        raise ValueError(f"unanswerable_share must be between 0 and 1, not {unanswerable_share}")
+    rng = random.Random(seed)
     articles: list[dict] = []
     qas: list[dict] = []
     titles: set[str] = set()
@@ -86,14 +119,31 @@ def convert(squad: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
         if title in titles:
             raise ValueError(f"duplicate article title {title!r}")
         titles.add(title)
-        text = "\n\n".join(p["context"] for p in entry["paragraphs"])
-        articles.append({"id": _article_id(title, article_ids), "title": title, "text": text})
+        contexts, emptied = [], []
         for paragraph in entry["paragraphs"]:
+            shortened = _without_answers(paragraph) if rng.random() < unanswerable_share else None
+            contexts.append(shortened or paragraph["context"])
+            emptied.append(shortened is not None)
+        text = "\n\n".join(contexts)
+        articles.append({"id": _article_id(title, article_ids), "title": title, "text": text})
+        for paragraph, removed in zip(entry["paragraphs"], emptied, strict=True):
             for qa in paragraph["qas"]:
                 if qa["id"] in question_ids:
                     raise ValueError(f"duplicate question id {qa['id']!r}")
                 question_ids.add(qa["id"])
                 answers = list(dict.fromkeys(a["text"] for a in qa["answers"]))
+                if removed:
+                    if not any(a in text for a in answers):
+                        qas.append(
+                            {
+                                "id": qa["id"],
+                                "question": qa["question"],
+                                "answers": [],
+                                "articles": [],
+                                "kind": "unanswerable",
+                            }
+                        )
+                    continue
                 missing = [a for a in answers if a not in text]
                 if missing:
                     raise ValueError(
@@ -150,16 +200,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--limit-articles", type=int, metavar="N", help="keep only the first N articles"
     )
+    parser.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of paragraphs (0 to 1) whose answer sentences are removed, turning their"
+        " questions into on-topic unanswerable ones (default 0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for --unanswerable")
     args = parser.parse_args(argv)
     if args.limit_articles is not None and args.limit_articles < 0:
         parser.error("--limit-articles must not be negative")
+    if not 0 <= args.unanswerable <= 1:
+        parser.error("--unanswerable must be a share between 0 and 1, such as 0.2")
     squad = json.loads(args.input.read_text(encoding="utf-8"))
     if args.limit_articles is not None:
         squad = {**squad, "data": squad["data"][: args.limit_articles]}
-    articles, qas = convert(squad)
+    articles, qas = convert(squad, unanswerable_share=args.unanswerable, seed=args.seed)
     n_articles = write_jsonl(args.articles, articles)
     n_qas = write_jsonl(args.qa, qas)
-    print(f"wrote {n_articles} articles to {args.articles} and {n_qas} questions to {args.qa}")
+    unanswerable = sum(not qa["answers"] for qa in qas)
+    print(
+        f"wrote {n_articles} articles to {args.articles} and {n_qas} questions"
+        f" ({unanswerable} unanswerable) to {args.qa}"
+    )
     return 0
 
 

@@ -155,6 +155,51 @@ def test_convert_keeps_question_without_answers_as_unanswerable():
     assert qas[2]["kind"] == "unanswerable"
 
 
+def test_removing_answer_sentences_makes_on_topic_unanswerable_questions():
+    squad = {
+        "data": [
+            {
+                "title": "Sky",
+                "paragraphs": [
+                    {
+                        "context": "Sky has 11 million customers. It is based in London."
+                        " It was founded in 1990.",
+                        "qas": [
+                            {
+                                "id": "gone",
+                                "question": "How many customers does Sky have?",
+                                "answers": [{"text": "11 million", "answer_start": 8}],
+                            },
+                            {
+                                "id": "elsewhere",
+                                "question": "Where is the head office?",
+                                "answers": [{"text": "London", "answer_start": 45}],
+                            },
+                        ],
+                    },
+                    {"context": "Its studios are in London.", "qas": []},
+                ],
+            }
+        ]
+    }
+    articles, qas = convert(squad, unanswerable_share=1.0)
+    # The sentences holding an answer are gone; the rest keeps the questions on topic.
+    assert articles[0]["text"] == "It was founded in 1990.\n\nIts studios are in London."
+    # "London" is still in the article, so that question may be answered and is dropped.
+    assert qas == [
+        {
+            "id": "gone",
+            "question": "How many customers does Sky have?",
+            "answers": [],
+            "articles": [],
+            "kind": "unanswerable",
+        }
+    ]
+    assert convert(squad, unanswerable_share=0.0)[0][0]["text"].startswith("Sky has 11 million")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        convert(squad, unanswerable_share=1.5)
+
+
 @pytest.mark.skipif(not XQUAD.exists(), reason=f"XQuAD English file not found at {XQUAD}")
 def test_convert_real_xquad():
     squad = json.loads(XQUAD.read_text(encoding="utf-8"))
@@ -192,7 +237,7 @@ def test_main_writes_parseable_files(tmp_path, capsys):
     assert set(articles[0]) == {"id", "title", "text"}
     assert [q["id"] for q in qas] == ["q1", "q2"]
     assert capsys.readouterr().out == (
-        f"wrote 1 articles to {articles_path} and 2 questions to {qa_path}\n"
+        f"wrote 1 articles to {articles_path} and 2 questions (0 unanswerable) to {qa_path}\n"
     )
     assert main(argv) == 0
     assert len(qa_path.read_text().splitlines()) == 3
