@@ -11,7 +11,7 @@ import numpy as np
 from rag.index import Index, SentenceTable
 from rag.questions import counted_terms
 from rag.retrieval import Lexicon
-from rag.spans import acronym_of, candidates, has_cause
+from rag.spans import acronym_of, candidates, cause_strength
 from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
@@ -216,7 +216,7 @@ def score_sentences(
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
-            typed = 1.0 if has_cause(sentence) else 0.0
+            typed = cause_strength(sentence)
         else:
             typed = 0.5
         score = (

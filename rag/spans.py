@@ -274,14 +274,25 @@ def candidates(
     return []
 
 
+_CAUSE = re.compile(
+    r"(?i)\b(because|due to|as a result|in order to|so as to|so that|blamed|in response|"
+    r"in retaliation|aimed at|to (?:avenge|prevent|deter|stop)|thanks to|for \w+ing|reasons?|"
+    r"caused|led to|sparked|triggered|fear of|out of|in a bid to|"
+    r"(?:seeks?|seeking|aims?|aiming|wants?|plans?|hopes?|intends?|tries|trying) to)\b"
+)
+# Words that often introduce a cause but as often only a time or a belief.
+_WEAK_CAUSE = re.compile(r"(?i)\b(since|after|following|amid|believed|feared)\b")
+
+
+def cause_strength(sentence: str) -> float:
+    """How surely a sentence states a cause or purpose: 1 for "because", "in order to" and
+    the like, 0.5 for words that may only give a time ("after", "following"), else 0."""
+    text = normalize(sentence)
+    if _CAUSE.search(text):
+        return 1.0
+    return 0.5 if _WEAK_CAUSE.search(text) else 0.0
+
+
 def has_cause(sentence: str) -> bool:
-    """Whether a sentence states a cause or purpose."""
-    return bool(
-        re.search(
-            r"(?i)\b(because|due to|as a result|in order to|so as to|since|after|following|amid|"
-            r"blamed|in response|in retaliation|aimed at|to (?:avenge|prevent|deter|stop)|thanks to|"
-            r"for \w+ing|"
-            r"reason|caused|led to|sparked|triggered|believed|feared|fear of|out of)\b",
-            normalize(sentence),
-        )
-    )
+    """Whether a sentence states a cause or purpose, surely or maybe."""
+    return cause_strength(sentence) > 0

@@ -8,7 +8,7 @@ from rag.errors import QuestionError
 from rag.feed import split_caption
 from rag.questions import check_question, question_kind
 from rag.sentences import split_sentences
-from rag.spans import acronym_of, candidates, expansions, has_cause, place_names
+from rag.spans import acronym_of, candidates, cause_strength, expansions, has_cause, place_names
 from rag.text import normalize, slugify, term_groups, terms
 
 
@@ -113,6 +113,14 @@ def test_years_durations_and_places_by_name():
     sentence = "Iran possesses the largest missile force."
     assert [sentence[s:e] for s, e in candidates(sentence, "place", places=places)] == ["Iran"]
     assert candidates(sentence, "place") == []
+
+
+def test_cause_strength():
+    assert cause_strength("He was released thanks to his father's status.") == 1.0
+    assert cause_strength("ISIS seeks to rebuild its powerbase by freeing them.") == 1.0
+    # "Following" and "after" may only say when.
+    assert cause_strength("Following a brief detention in 2009, Zam fled Iran.") == 0.5
+    assert cause_strength("Zam lives in Paris.") == 0.0
 
 
 def test_acronyms():
