@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.index import Index, SentenceTable
-from rag.questions import counted_terms
+from rag.questions import asks_birth_or_death, counted_terms, date_detail
 from rag.retrieval import Lexicon
-from rag.spans import acronym_of, candidates, cause_strength
+from rag.spans import acronym_of, candidates, cause_strength, mentions_birth_or_death
 from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
@@ -109,10 +109,11 @@ def _pick_span(
     acronym: str | None,
     counted: set[str] = frozenset(),
     places: frozenset[str] = frozenset(),
+    detail: str | None = None,
 ) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
-    for start, end in candidates(sentence, kind, acronym=acronym, places=places):
+    for start, end in candidates(sentence, kind, acronym=acronym, places=places, detail=detail):
         inside = set(terms(sentence[start:end]))
         if inside and inside <= question_terms:
             continue
@@ -186,6 +187,9 @@ def score_sentences(
     question_terms = set().union(*groups) if groups else set()
     acronym = acronym_of(question) if kind == "definition" else None
     counted = counted_terms(question) if kind == "number" else set()
+    detail = date_detail(question) if kind == "date" else None
+    # "When was she born?" is answered by a date given for a birth, not by any date.
+    life = kind == "date" and asks_birth_or_death(question)
     headings: dict[tuple[str, int], set[str]] = {}
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
@@ -211,8 +215,10 @@ def score_sentences(
         lexical = _coverage(groups, sentence_terms)
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
-        if kind in SHORT_KINDS:
-            span = _pick_span(sentence, kind, question_terms, acronym, counted, table.places)
+        if kind in SHORT_KINDS and not (life and not mentions_birth_or_death(sentence)):
+            span = _pick_span(
+                sentence, kind, question_terms, acronym, counted, table.places, detail
+            )
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":

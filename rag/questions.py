@@ -31,7 +31,8 @@ _RULES: tuple[tuple[str, str], ...] = (
     ),
     (
         "date",
-        r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago)\b",
+        r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago"
+        r"|date of (birth|death)|birth ?date|birthday)\b",
     ),
     (
         "place",
@@ -106,6 +107,28 @@ def question_kind(question: str) -> str:
         if match and (best is None or match.start() < best[0]):
             best = (match.start(), kind)
     return best[1] if best else "factoid"
+
+
+_DATE_DETAIL_ASKED = (
+    ("day", r"\b(what|which) (exact )?(day|date)\b|\bday of the week\b"),
+    ("month", r"\b(what|which) month\b"),
+    ("year", r"\b(what|which) year\b"),
+)
+_BIRTH_OR_DEATH = re.compile(r"(?i)\b(born|birth|birthday|birthdate|die|died|death)\b")
+
+
+def date_detail(question: str) -> str | None:
+    """How precise a date the question asks for: `day` ("On what date..."), `month`,
+    `year`, or None when it does not say ("When...")."""
+    text = normalize(question).casefold()
+    return next(
+        (detail for detail, pattern in _DATE_DETAIL_ASKED if re.search(pattern, text)), None
+    )
+
+
+def asks_birth_or_death(question: str) -> bool:
+    """Whether a question asks about someone's birth or death ("When was she born?")."""
+    return bool(_BIRTH_OR_DEATH.search(normalize(question)))
 
 
 def counted_terms(question: str) -> set[str]:

@@ -18,6 +18,11 @@ _NUMBER_WORD = (
     r"eighty|ninety|hundred|a hundred|a dozen|dozens|hundreds|thousands|a thousand|"
     r"several|half|a third|a quarter|once|twice|none|many times)"
 )
+_ORDINAL = (
+    r"(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|"
+    r"tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|"
+    r"eighteenth|nineteenth|twentieth|twenty-first)"
+)
 _QUANTIFIER = (
     r"(?:(?:about|around|over|more than|less than|fewer than|at least|up to|nearly|almost|"
     r"some|roughly|approximately|an estimated|as many as|just over|just under)\s+)?"
@@ -38,19 +43,21 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         rf"|(?i:in|since|until|by|of|from|during)\s+(?:{_MONTH}|\d{{4}})(?:\s+\d{{4}})?"
         rf"|(?:last|this|next|on)\s+(?:{_DAY}|week|month|year|weekend|night|morning)"
         rf"|{_DAY}|(?:1\d|20)\d{{2}}(?:s|\s?[–-]\s?(?:1\d|20)?\d{{2}})?"
-        rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\s+century|(?:yesterday|today|last year|this year)"
+        rf"|(?:the\s+)?(?i:{_ORDINAL})\s+century|(?:yesterday|today|last year|this year)"
         r"|(?:around\s+|about\s+|~)?(?:\d[\d,.]*|a)\s+(?:(?:million|billion|thousand)\s+)?years\s+ago"
         r"|~?\d[\d,]*\s*(?:BP|BCE?|AD|CE)|\d{1,2}:\d{2}(?:\s?[ap]\.?m\.?)?)\b"
     ),
     "number": re.compile(
-        rf"\b(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))"
+        rf"(?<![\w$])(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))\b"
         r"(?:\s*(?:per cent|percent|%|million|billion|thousand|hundred))?"
         r"(?:\s+(?!(?:was|has|is|as|its|his|this|thus|us|does|yes|less|plus)\b)[a-z]+s\b)?"
     ),
-    # "for over a year", "two weeks": lengths of time answer "how long" questions.
+    # "for over a year", "two weeks", "until 1990": lengths of time answer "how long".
     "duration": re.compile(
         rf"\b(?i:{_QUANTIFIER})(?:an?|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))(?:\s+(?:and a half|more))?"
-        r"\s+(?:years?|months?|weeks?|days?|hours?|minutes?|decades?)\b"
+        r"\s+(?:years?|months?|weeks?|days?|hours?|minutes?|decades?|centuries)\b"
+        rf"|\b(?:well\s+)?(?:until|till|into|through)\s+(?:the\s+)?(?:(?i:{_ORDINAL})\s+century"
+        r"|(?:1\d|20)\d{2}s?)\b"
     ),
 }
 
@@ -194,6 +201,28 @@ def expansions(sentence: str, acronym: str) -> list[tuple[int, int]]:
     return spans
 
 
+# How precise a date must be when the question says so ("on what date", "in which year").
+DATE_DETAIL: dict[str, re.Pattern[str]] = {
+    "day": re.compile(
+        rf"\b(?:{_DAY}|yesterday|today|tonight)\b|\b{_MONTH}\s+\d{{1,2}}\b"
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?![a-z])"
+    ),
+    "month": re.compile(rf"\b{_MONTH}(?![a-z])"),
+    "year": re.compile(r"\b(?:1\d|20)\d{2}s?\b|\bcentury\b|\byears ago\b|\b(?:BP|BCE?|AD|CE)\b"),
+}
+# A birth or a death, or a life span in brackets: "(1856–1943)".
+_LIFE_EVENT = re.compile(
+    r"(?i)\b(?:born|birth\w*|n[ée]e|died|dies|death|passed away)\b"
+    r"|\(\s*(?:b\.\s*|c\.\s*)?\d{3,4}\s*[–-]|[–-]\s*\d{3,4}\s*\)"
+)
+
+
+def mentions_birth_or_death(sentence: str) -> bool:
+    """Whether a sentence speaks of someone's birth or death, so that a date in it can
+    answer "when was she born"."""
+    return bool(_LIFE_EVENT.search(sentence))
+
+
 def place_names(texts: Iterable[str]) -> frozenset[str]:
     """The names that some text uses as a place ("in Iran", "near Kirkuk"), so that a bare
     "Iran possesses..." is known to name a place too.
@@ -222,6 +251,7 @@ def candidates(
     *,
     acronym: str | None = None,
     places: frozenset[str] = frozenset(),
+    detail: str | None = None,
 ) -> list[tuple[int, int]]:
     """Spans in a sentence that could be the short answer to a question of a kind.
 
@@ -231,6 +261,8 @@ def candidates(
             answer).
         acronym: For `definition`, the acronym asked about.
         places: Names known to be places (see `place_names`).
+        detail: For `date`, how precise the date must be: `day`, `month` or `year` (see
+            `DATE_DETAIL`); any date when None.
 
     Returns:
         (start, end) offsets in the sentence, in sentence order.
@@ -242,6 +274,8 @@ def candidates(
         (m.start() + len(m.group(1) or ""), m.end()) for m in _DATE_AFTER_PREPOSITION.finditer(text)
     ]
     if kind == "date":
+        if detail:
+            return [(a, b) for a, b in dates if DATE_DETAIL[detail].search(text[a:b])]
         return dates
     if kind == "number":
         numbers = [

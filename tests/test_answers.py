@@ -171,3 +171,15 @@ def test_a_fact_repeated_across_articles_is_shown_once_with_every_source(engine)
 def test_acronyms_are_spelled_out(engine):
     answer = engine.ask("IRGC stands for")
     assert answer.answered and answer.sentences[0].span == "Islamic Revolutionary Guard Corps"
+
+
+def test_a_date_question_wants_the_date_it_names(engine):
+    # The articles give al-Hashimi's age, not his birth date, and no day for Twitter's news.
+    born = engine.ask("When was Hisham al-Hashimi born?")
+    assert not born.answered and "date" in born.reason
+    assert engine.ask("How old was Hisham al-Hashimi?").sentences[0].span == "47"
+    day = engine.ask("On what date did Twitter announce the removal of the pro-China accounts?")
+    assert not day.answered
+    # "On what date" marks the day, not "this month" in a closer sentence.
+    answer = engine.ask("On what date did Iran reveal it had captured Zam?")
+    assert answer.sentences[0].span == "October 15"

@@ -6,9 +6,17 @@ import pytest
 
 from rag.errors import QuestionError
 from rag.feed import split_caption
-from rag.questions import check_question, question_kind
+from rag.questions import asks_birth_or_death, check_question, date_detail, question_kind
 from rag.sentences import split_sentences
-from rag.spans import acronym_of, candidates, cause_strength, expansions, has_cause, place_names
+from rag.spans import (
+    acronym_of,
+    candidates,
+    cause_strength,
+    expansions,
+    has_cause,
+    mentions_birth_or_death,
+    place_names,
+)
 from rag.text import normalize, slugify, term_groups, terms
 
 
@@ -70,10 +78,20 @@ def test_split_caption(paragraph, caption):
         ("When was the article on the depot explosions published?", "metadata"),
         ("IRGC stands for", "definition"),
         ("What does the UN report say?", "factoid"),
+        ("What is Kadhimi's date of birth?", "date"),
     ],
 )
 def test_question_kind(question, kind):
     assert question_kind(question) == kind
+
+
+def test_what_a_date_question_asks_for():
+    assert date_detail("On what date did Iran announce it?") == "day"
+    assert date_detail("what day of the week was he shot") == "day"
+    assert date_detail("In which year did the PMF form?") == "year"
+    assert date_detail("When did the PMF form?") is None
+    assert asks_birth_or_death("When was al-Hashimi born?")
+    assert not asks_birth_or_death("When was al-Hashimi shot?")
 
 
 @pytest.mark.parametrize("question", ["", "   ", "?!", "what is the", "x" * 1001])
@@ -95,6 +113,11 @@ def test_span_candidates():
     assert _spans(sentence, "number") == ["about 1,000 fighters", "13 per cent"]
     assert "American troops" in _spans(sentence, "person")
     assert _spans(sentence, "place") == ["Syria"]
+    # A number word is a whole word, and a dollar sign belongs to the amount.
+    assert _spans("ISIS is tenacious and offers up to $5 million, $2 each.", "number") == [
+        "up to $5 million",
+        "$2",
+    ]
     assert has_cause("He was jailed for urging protesters to act.")
     assert not has_cause("The sky is blue.")
 
@@ -104,6 +127,19 @@ def test_years_durations_and_places_by_name():
     assert _spans("His son Jochi (1185–1226) was born.", "date") == ["1185–1226"]
     assert _spans("It was built in the 12th century.", "date") == ["the 12th century"]
     assert _spans("They were held for over a year.", "number") == ["over a year"]
+    assert _spans("It lasted well into the nineteenth century.", "number") == [
+        "well into the nineteenth century"
+    ]
+    assert _spans("On Monday, October 15, 2019, not this month.", "date") == [
+        "Monday, October 15, 2019",
+        "this month",
+    ]
+    # "On what date" wants a day, "in which year" a year.
+    sentence = "Earlier this month, on October 15, and in May 2012."
+    assert [sentence[s:e] for s, e in candidates(sentence, "date", detail="day")] == ["October 15"]
+    assert [sentence[s:e] for s, e in candidates(sentence, "date", detail="year")] == ["May 2012"]
+    assert mentions_birth_or_death("Sistani (1930–) was born in Mashhad.")
+    assert not mentions_birth_or_death("He spoke on Sunday.")
     assert _spans("She was a Baghdad University-educated historian.", "place") == [
         "Baghdad University-educated"
     ]
