@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.index import Index, SentenceTable
-from rag.questions import asks_birth_or_death, counted_terms, date_detail
+from rag.questions import answer_detail, counted_terms
 from rag.retrieval import Lexicon
-from rag.spans import acronym_of, candidates, cause_strength, mentions_birth_or_death
+from rag.spans import acronym_of, candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
@@ -37,7 +37,6 @@ TYPED_KINDS = ("date", "number")
 RELATIVE_KEEP = 0.92
 OTHER_KEEP = 0.8
 DUPLICATE_JACCARD = 0.6
-_WANTED = {"date": "date", "number": "number"}
 SHORT_KINDS = ("person", "date", "number", "place", "definition")
 _PRONOUN_START = re.compile(
     r"^(?:He|She|It|They|His|Her|Its|Their|This|These|That|Those|The (?:group|organization|"
@@ -141,6 +140,7 @@ def score_sentences(
     lexicon: Lexicon,
     kind: str,
     *,
+    event: str | None = None,
     weights: dict[str, float] = WEIGHTS,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
@@ -161,6 +161,8 @@ def score_sentences(
         table: Sentence look-ups of the index.
         lexicon: Term statistics of the collection.
         kind: The kind of answer wanted (see `rag.questions.question_kind`).
+        event: The event the question asks about (see `rag.questions.event_asked`); a
+            sentence that does not speak of it gets no short answer.
         weights: Weight of each feature in the score.
 
     Returns:
@@ -187,9 +189,7 @@ def score_sentences(
     question_terms = set().union(*groups) if groups else set()
     acronym = acronym_of(question) if kind == "definition" else None
     counted = counted_terms(question) if kind == "number" else set()
-    detail = date_detail(question) if kind == "date" else None
-    # "When was she born?" is answered by a date given for a birth, not by any date.
-    life = kind == "date" and asks_birth_or_death(question)
+    detail = answer_detail(question, kind)
     headings: dict[tuple[str, int], set[str]] = {}
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
@@ -215,7 +215,8 @@ def score_sentences(
         lexical = _coverage(groups, sentence_terms)
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
-        if kind in SHORT_KINDS and not (life and not mentions_birth_or_death(sentence)):
+        # "When was she born?" is answered by a date given for a birth, not by any date.
+        if kind in SHORT_KINDS and (event is None or mentions_event(sentence, event)):
             span = _pick_span(
                 sentence, kind, question_terms, acronym, counted, table.places, detail
             )
@@ -282,6 +283,7 @@ def select(
     *,
     threshold: float = THRESHOLD,
     kind: str = "factoid",
+    event: str | None = None,
 ) -> Reply:
     """Choose the answer sentences: the best one, others close to it, duplicates merged.
 
@@ -292,6 +294,8 @@ def select(
         threshold: The score under which the articles are taken not to answer.
         kind: The kind of answer wanted; a date or number that no good sentence holds
             means the articles do not answer.
+        event: The event the question asks about; when no good sentence speaks of it, the
+            articles do not answer.
 
     Returns:
         The reply; when it abstains, no sentences and a reason.
@@ -302,14 +306,22 @@ def select(
     confidence = confidence_of(best.score, threshold)
     if best.score < threshold:
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
-    if kind in TYPED_KINDS and not any(
-        s.typed for s in scored if s.score >= best.score * TYPED_WINDOW
+    near_best = [s for s in scored if s.score >= best.score * TYPED_WINDOW]
+    if kind in TYPED_KINDS and not any(s.typed for s in near_best):
+        return Reply(
+            (),
+            min(confidence, 0.5),
+            False,
+            f"The closest passages do not give the {kind} the question asks for.",
+        )
+    if event and not any(
+        mentions_event(index.articles[s.article_id].text[s.start : s.end], event) for s in near_best
     ):
         return Reply(
             (),
             min(confidence, 0.5),
             False,
-            f"The closest passages do not give the {_WANTED[kind]} the question asks for.",
+            f"The closest passages do not speak of the {event} the question asks about.",
         )
     chosen: list[tuple[Scored, list[Scored]]] = []
     for candidate in scored:

@@ -21,7 +21,7 @@ from rag.index import (
     stale_reasons,
 )
 from rag.ingest import load_collection
-from rag.questions import check_question, question_kind
+from rag.questions import check_question, event_asked, question_kind
 from rag.retrieval import Method, Retriever
 from rag.settings import Settings
 from rag.text import terms
@@ -190,6 +190,9 @@ class Engine:
         started = time.perf_counter()
         question = check_question(question)
         kind = question_kind(question)
+        # "Where was she born?" can be answered by "a native of Lyon"; "when" and "who" need
+        # the event itself.
+        event = event_asked(question) if kind in ("date", "person") else None
         allowed = self.filter_articles(date_from=date_from, date_to=date_to, author=author)
         passages = self.retriever.retrieve(
             question, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed
@@ -214,8 +217,9 @@ class Engine:
                 self.table,
                 self.retriever.lexicon,
                 kind,
+                event=event,
             )
-            reply = select(scored, self.index, self.table, kind=kind)
+            reply = select(scored, self.index, self.table, kind=kind, event=event)
         finished = time.perf_counter()
         return Answer(
             question=question,

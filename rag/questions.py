@@ -31,7 +31,8 @@ _RULES: tuple[tuple[str, str], ...] = (
     ),
     (
         "date",
-        r"\b(when|what (year|month|day|date|time)|which (year|month|day|date)|since when|how long ago"
+        r"\b(when|what (year|month|day|date|time|century|decade)|which (year|month|day|date|century|decade)"
+        r"|since when|how long ago"
         r"|date of (birth|death)|birth ?date|birthday)\b",
     ),
     (
@@ -109,26 +110,45 @@ def question_kind(question: str) -> str:
     return best[1] if best else "factoid"
 
 
-_DATE_DETAIL_ASKED = (
-    ("day", r"\b(what|which) (exact )?(day|date)\b|\bday of the week\b"),
-    ("month", r"\b(what|which) month\b"),
-    ("year", r"\b(what|which) year\b"),
+# What a question asks for more precisely than its kind (see `rag.spans.DETAILS`).
+_DETAILS_ASKED: dict[str, tuple[tuple[str, str], ...]] = {
+    "date": (
+        ("day", r"\b(what|which) (exact )?(day|date)\b|\bday of the week\b"),
+        ("month", r"\b(what|which) month\b"),
+        ("year", r"\b(what|which) (year|century|decade)\b"),
+    ),
+    "number": (
+        (
+            "money",
+            r"\bhow much money\b|\bhow (big|large|much) (is|was|are|were) (the |a |an |their |its "
+            r"|his |her )?([\w-]+ )?(reward|bounty|budget|fine|ransom|prize|salary|wage|fee|price"
+            r"|cost|debt|deficit|revenue|income|profit|loan|grant|donation|payment|compensation)s?\b"
+            r"|\bhow much (does|did|do|will|would|is|was) .*\b(cost|pay|paid|earn|earned|spend"
+            r"|spent|charge|charged|worth|raise|raised)\b",
+        ),
+    ),
+}
+# Events a question asks about that the answer's sentence must speak of (see
+# `rag.spans.EVENTS`).
+_EVENTS_ASKED = (
+    ("birth or death", r"\b(born|birth|birthday|birthdate|die|died|death)\b"),
+    ("founding", r"\b(founded|founder|founders|founding|co-founded|established)\b"),
 )
-_BIRTH_OR_DEATH = re.compile(r"(?i)\b(born|birth|birthday|birthdate|die|died|death)\b")
 
 
-def date_detail(question: str) -> str | None:
-    """How precise a date the question asks for: `day` ("On what date..."), `month`,
-    `year`, or None when it does not say ("When...")."""
+def answer_detail(question: str, kind: str) -> str | None:
+    """What a question of a kind asks for more precisely: `day` ("On what date..."),
+    `month` or `year` for a date, `money` ("How much money...") for a number; else None."""
     text = normalize(question).casefold()
-    return next(
-        (detail for detail, pattern in _DATE_DETAIL_ASKED if re.search(pattern, text)), None
-    )
+    asked = _DETAILS_ASKED.get(kind, ())
+    return next((detail for detail, pattern in asked if re.search(pattern, text)), None)
 
 
-def asks_birth_or_death(question: str) -> bool:
-    """Whether a question asks about someone's birth or death ("When was she born?")."""
-    return bool(_BIRTH_OR_DEATH.search(normalize(question)))
+def event_asked(question: str) -> str | None:
+    """The event a question asks about, if it is one whose answer must speak of it:
+    `birth or death` ("When was she born?") or `founding` ("Who founded the company?")."""
+    text = normalize(question).casefold()
+    return next((event for event, pattern in _EVENTS_ASKED if re.search(pattern, text)), None)
 
 
 def counted_terms(question: str) -> set[str]:

@@ -48,7 +48,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"|~?\d[\d,]*\s*(?:BP|BCE?|AD|CE)|\d{1,2}:\d{2}(?:\s?[ap]\.?m\.?)?)\b"
     ),
     "number": re.compile(
-        rf"(?<![\w$])(?i:{_QUANTIFIER})(?:\$\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))\b"
+        rf"(?<![\w$.,])(?i:{_QUANTIFIER})(?:[$€£¥]\s?)?(?:\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?i:{_NUMBER_WORD}))\b"
         r"(?:\s*(?:per cent|percent|%|million|billion|thousand|hundred))?"
         r"(?:\s+(?!(?:was|has|is|as|its|his|this|thus|us|does|yes|less|plus)\b)[a-z]+s\b)?"
     ),
@@ -201,26 +201,38 @@ def expansions(sentence: str, acronym: str) -> list[tuple[int, int]]:
     return spans
 
 
-# How precise a date must be when the question says so ("on what date", "in which year").
-DATE_DETAIL: dict[str, re.Pattern[str]] = {
+# What a question can ask for more precisely than its kind: a day, a month or a year for a
+# date, an amount of money for a number (see `rag.questions.answer_detail`). Searched in the
+# span and the few characters before it, where a currency sign may stand ("US$5 million").
+DETAILS: dict[str, re.Pattern[str]] = {
     "day": re.compile(
         rf"\b(?:{_DAY}|yesterday|today|tonight)\b|\b{_MONTH}\s+\d{{1,2}}\b"
         rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?![a-z])"
     ),
     "month": re.compile(rf"\b{_MONTH}(?![a-z])"),
     "year": re.compile(r"\b(?:1\d|20)\d{2}s?\b|\bcentury\b|\byears ago\b|\b(?:BP|BCE?|AD|CE)\b"),
+    "money": re.compile(
+        r"[$€£¥]|(?i:\b(?:dollars?|euros?|pounds|yen|yuan|rupees?|dinars?|rials?|riyals?|"
+        r"francs?|lira|rubles?|roubles?)\b)"
+    ),
 }
-# A birth or a death, or a life span in brackets: "(1856–1943)".
-_LIFE_EVENT = re.compile(
-    r"(?i)\b(?:born|birth\w*|n[ée]e|died|dies|death|passed away)\b"
-    r"|\(\s*(?:b\.\s*|c\.\s*)?\d{3,4}\s*[–-]|[–-]\s*\d{3,4}\s*\)"
-)
+# Events that a sentence must speak of to answer a question about them (see
+# `rag.questions.event_asked`): "When was she born?" is not answered by any date.
+EVENTS: dict[str, re.Pattern[str]] = {
+    "birth or death": re.compile(
+        r"(?i)\b(?:born|birth\w*|n[ée]e|died|dies|death|passed away)\b"
+        r"|\(\s*(?:b\.\s*|c\.\s*)?\d{3,4}\s*[–-]|[–-]\s*\d{3,4}\s*\)"
+    ),
+    "founding": re.compile(
+        r"(?i)\b(?:found(?:ed|er|ers|ing)|co-?found\w*|establish\w*|formed|formation|created|"
+        r"creation|set up|incorporated|chartered)\b"
+    ),
+}
 
 
-def mentions_birth_or_death(sentence: str) -> bool:
-    """Whether a sentence speaks of someone's birth or death, so that a date in it can
-    answer "when was she born"."""
-    return bool(_LIFE_EVENT.search(sentence))
+def mentions_event(sentence: str, event: str) -> bool:
+    """Whether a sentence speaks of an event of `EVENTS` ("was born in", "founded by")."""
+    return bool(EVENTS[event].search(sentence))
 
 
 def place_names(texts: Iterable[str]) -> frozenset[str]:
@@ -261,8 +273,8 @@ def candidates(
             answer).
         acronym: For `definition`, the acronym asked about.
         places: Names known to be places (see `place_names`).
-        detail: For `date`, how precise the date must be: `day`, `month` or `year` (see
-            `DATE_DETAIL`); any date when None.
+        detail: What the span must be more precisely (see `DETAILS`): a `day`, `month` or
+            `year` for a date, `money` for a number; anything of the kind when None.
 
     Returns:
         (start, end) offsets in the sentence, in sentence order.
@@ -274,9 +286,7 @@ def candidates(
         (m.start() + len(m.group(1) or ""), m.end()) for m in _DATE_AFTER_PREPOSITION.finditer(text)
     ]
     if kind == "date":
-        if detail:
-            return [(a, b) for a, b in dates if DATE_DETAIL[detail].search(text[a:b])]
-        return dates
+        return _detailed(dates, text, detail)
     if kind == "number":
         numbers = [
             (m.start(), m.end())
@@ -286,7 +296,7 @@ def candidates(
             or not any(s <= m.start() < e or m.start() <= s < m.end() for s, e in dates)
         ]
         durations = [(m.start(), m.end()) for m in PATTERNS["duration"].finditer(text)]
-        return sorted(set(numbers + durations))
+        return _detailed(sorted(set(numbers + durations)), text, detail)
     if kind == "person":
         names = [
             s
@@ -306,6 +316,12 @@ def candidates(
             or text[s[0] : s[1]] in places
         ]
     return []
+
+
+def _detailed(spans: list[tuple[int, int]], text: str, detail: str | None) -> list[tuple[int, int]]:
+    if not detail:
+        return spans
+    return [(a, b) for a, b in spans if DETAILS[detail].search(text[max(0, a - 3) : b])]
 
 
 _CAUSE = re.compile(

@@ -6,7 +6,7 @@ import pytest
 
 from rag.errors import QuestionError
 from rag.feed import split_caption
-from rag.questions import asks_birth_or_death, check_question, date_detail, question_kind
+from rag.questions import answer_detail, check_question, event_asked, question_kind
 from rag.sentences import split_sentences
 from rag.spans import (
     acronym_of,
@@ -14,7 +14,7 @@ from rag.spans import (
     cause_strength,
     expansions,
     has_cause,
-    mentions_birth_or_death,
+    mentions_event,
     place_names,
 )
 from rag.text import normalize, slugify, term_groups, terms
@@ -85,13 +85,16 @@ def test_question_kind(question, kind):
     assert question_kind(question) == kind
 
 
-def test_what_a_date_question_asks_for():
-    assert date_detail("On what date did Iran announce it?") == "day"
-    assert date_detail("what day of the week was he shot") == "day"
-    assert date_detail("In which year did the PMF form?") == "year"
-    assert date_detail("When did the PMF form?") is None
-    assert asks_birth_or_death("When was al-Hashimi born?")
-    assert not asks_birth_or_death("When was al-Hashimi shot?")
+def test_what_a_question_asks_for_more_precisely():
+    assert answer_detail("On what date did Iran announce it?", "date") == "day"
+    assert answer_detail("what day of the week was he shot", "date") == "day"
+    assert answer_detail("In which year did the PMF form?", "date") == "year"
+    assert answer_detail("When did the PMF form?", "date") is None
+    assert answer_detail("How big is the US reward for him?", "number") == "money"
+    assert answer_detail("How big is the PMF?", "number") is None
+    assert event_asked("When was al-Hashimi born?") == "birth or death"
+    assert event_asked("who founded kataib hezbollah") == "founding"
+    assert event_asked("When was al-Hashimi shot?") is None
 
 
 @pytest.mark.parametrize("question", ["", "   ", "?!", "what is the", "x" * 1001])
@@ -138,8 +141,14 @@ def test_years_durations_and_places_by_name():
     sentence = "Earlier this month, on October 15, and in May 2012."
     assert [sentence[s:e] for s, e in candidates(sentence, "date", detail="day")] == ["October 15"]
     assert [sentence[s:e] for s, e in candidates(sentence, "date", detail="year")] == ["May 2012"]
-    assert mentions_birth_or_death("Sistani (1930–) was born in Mashhad.")
-    assert not mentions_birth_or_death("He spoke on Sunday.")
+    sentence = "It offers $5 million, 2 million dollars and 40 fighters."
+    assert [sentence[s:e] for s, e in candidates(sentence, "number", detail="money")] == [
+        "$5 million",
+        "2 million dollars",
+    ]
+    assert mentions_event("Sistani (1930–) was born in Mashhad.", "birth or death")
+    assert mentions_event("The group was set up in 2003.", "founding")
+    assert not mentions_event("He spoke on Sunday.", "birth or death")
     assert _spans("She was a Baghdad University-educated historian.", "place") == [
         "Baghdad University-educated"
     ]
