@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.index import Index, SentenceTable
-from rag.questions import answer_detail, counted_terms
+from rag.questions import answer_detail, counted_terms, names_asked
 from rag.retrieval import Lexicon
 from rag.spans import acronym_of, candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words
@@ -28,16 +28,16 @@ WEIGHTS = {
 THRESHOLD = 0.75
 CONFIDENCE_SLOPE = 12.0
 MAX_SENTENCES = 3
-# A question that wants a date or a number is not answered by sentences that hold none: when
-# no sentence scoring within this share of the best one has one, abstain. (Names and places
-# are left out: "who" and "where" are often answered by a description, "the owner", "in
-# committee", that no pattern can tell from a non-answer.)
+# A question that wants a date, a number or the names of something is not answered by
+# sentences that hold none: when no sentence scoring within this share of the best one has
+# one, abstain. ("Who" and "where" are left out: they are often answered by a description,
+# "the owner", "in committee", that no pattern can tell from a non-answer.)
 TYPED_WINDOW = 0.9
-TYPED_KINDS = ("date", "number")
+TYPED_KINDS = ("date", "number", "names")
 RELATIVE_KEEP = 0.92
 OTHER_KEEP = 0.8
 DUPLICATE_JACCARD = 0.6
-SHORT_KINDS = ("person", "date", "number", "place", "definition")
+SHORT_KINDS = ("person", "names", "date", "number", "place", "definition")
 _PRONOUN_START = re.compile(
     r"^(?:He|She|It|They|His|Her|Its|Their|This|These|That|Those|The (?:group|organization|"
     r"militia|man|woman|official|agency|report|move|attack|strike))\b"
@@ -109,10 +109,12 @@ def _pick_span(
     counted: set[str] = frozenset(),
     places: frozenset[str] = frozenset(),
     detail: str | None = None,
+    named: set[str] = frozenset(),
 ) -> tuple[int, int] | None:
     best, best_key = None, None
     matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
-    for start, end in candidates(sentence, kind, acronym=acronym, places=places, detail=detail):
+    found = candidates(sentence, kind, acronym=acronym, places=places, detail=detail, named=named)
+    for start, end in found:
         inside = set(terms(sentence[start:end]))
         if inside and inside <= question_terms:
             continue
@@ -190,6 +192,7 @@ def score_sentences(
     acronym = acronym_of(question) if kind == "definition" else None
     counted = counted_terms(question) if kind == "number" else set()
     detail = answer_detail(question, kind)
+    named = names_asked(question) if kind == "names" else set()
     headings: dict[tuple[str, int], set[str]] = {}
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
@@ -218,7 +221,7 @@ def score_sentences(
         # "When was she born?" is answered by a date given for a birth, not by any date.
         if kind in SHORT_KINDS and (event is None or mentions_event(sentence, event)):
             span = _pick_span(
-                sentence, kind, question_terms, acronym, counted, table.places, detail
+                sentence, kind, question_terms, acronym, counted, table.places, detail, named
             )
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0

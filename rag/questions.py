@@ -10,7 +10,17 @@ from rag.text import STOPWORDS, fold, normalize, terms, words
 
 MAX_QUESTION_CHARS = 1000
 
-KINDS = ("person", "date", "number", "place", "why", "metadata", "definition", "factoid")
+KINDS = (
+    "person",
+    "names",
+    "date",
+    "number",
+    "place",
+    "why",
+    "metadata",
+    "definition",
+    "factoid",
+)
 _DEFINITION = re.compile(
     r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for)\b"
     r"|\bwhat (?:is|are) (?:the )?(?-i:[A-Z]{2,6})\b|\bwhat does \w{2,6} mean\b|^\s*\w{2,6} meaning\b"
@@ -96,6 +106,8 @@ def question_kind(question: str) -> str:
         One of `KINDS`; `factoid` when nothing more specific fits.
     """
     text = normalize(question).casefold()
+    if names_asked(question):
+        return "names"
     if _DEFINITION.search(question) and acronym_of(question) and not re.search(_RULES[0][1], text):
         return "definition"
     best: tuple[int, str] | None = None
@@ -134,6 +146,23 @@ _EVENTS_ASKED = (
     ("birth or death", r"\b(born|birth|birthday|birthdate|die|died|death)\b"),
     ("founding", r"\b(founded|founder|founders|founding|co-founded|established)\b"),
 )
+
+
+# "What are the names of the two French academics who...": the words up to the clause.
+_NAMES_ASKED = re.compile(
+    r"\bnames of (?:the |his |her |their |its )?((?:[\w'-]+ ){0,3}?[\w'-]+?)"
+    r"(?= (?:who|that|which|in|of|from|at|on|did|do|was|is|were|are|has|have)\b| \w+ed\b|[?,.;]|$)"
+)
+
+
+def names_asked(question: str) -> set[str]:
+    """The terms of what a question asks the names of ("the gunmen" in "What are the names
+    of the gunmen who..."); empty when it does not ask for names.
+
+    A singular "the name of the process" is left out: it is as often a common noun.
+    """
+    match = _NAMES_ASKED.search(normalize(question).casefold())
+    return set(terms(match.group(1).split()[-1])) if match else set()
 
 
 def answer_detail(question: str, kind: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rag.text import normalize
+from rag.text import normalize, terms, words
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -128,6 +128,16 @@ _LEADING = {
     "Both",
     "Such",
     "Other",
+    "One",
+    "Two",
+    "Three",
+    "Four",
+    "Five",
+    "Six",
+    "Seven",
+    "Eight",
+    "Nine",
+    "Ten",
 }
 
 
@@ -235,6 +245,28 @@ def mentions_event(sentence: str, event: str) -> bool:
     return bool(EVENTS[event].search(sentence))
 
 
+def names_near(sentence: str, named: set[str], *, near: int = 8) -> list[tuple[int, int]]:
+    """Capitalised names within `near` words of what a question asks the names of: "the
+    gunmen, Ali Saleh and ..." gives names for "the gunmen"; a name ten words away does not.
+
+    Args:
+        sentence: The sentence as written.
+        named: The terms of what is named (see `rag.questions.names_asked`).
+        near: How many words away a name may stand.
+
+    Returns:
+        (start, end) offsets of the names, in sentence order.
+    """
+    tokens = words(sentence)
+    where = [i for i, (word, _, _) in enumerate(tokens) if named & set(terms(word))]
+    found = []
+    for start, end in _names(sentence):
+        index = next(i for i, (_, _, word_end) in enumerate(tokens) if word_end > start)
+        if any(abs(index - i) <= near for i in where):
+            found.append((start, end))
+    return found
+
+
 def place_names(texts: Iterable[str]) -> frozenset[str]:
     """The names that some text uses as a place ("in Iran", "near Kirkuk"), so that a bare
     "Iran possesses..." is known to name a place too.
@@ -264,23 +296,27 @@ def candidates(
     acronym: str | None = None,
     places: frozenset[str] = frozenset(),
     detail: str | None = None,
+    named: set[str] = frozenset(),
 ) -> list[tuple[int, int]]:
     """Spans in a sentence that could be the short answer to a question of a kind.
 
     Args:
         sentence: The sentence as written.
-        kind: `person`, `place`, `date`, `number` or `definition` (other kinds have no short
-            answer).
+        kind: `person`, `names`, `place`, `date`, `number` or `definition` (other kinds have
+            no short answer).
         acronym: For `definition`, the acronym asked about.
         places: Names known to be places (see `place_names`).
         detail: What the span must be more precisely (see `DETAILS`): a `day`, `month` or
             `year` for a date, `money` for a number; anything of the kind when None.
+        named: For `names`, the terms of what the question asks the names of.
 
     Returns:
         (start, end) offsets in the sentence, in sentence order.
     """
     if kind == "definition":
         return expansions(sentence, acronym) if acronym else []
+    if kind == "names":
+        return names_near(sentence, named)
     text = normalize(sentence)
     dates = [
         (m.start() + len(m.group(1) or ""), m.end()) for m in _DATE_AFTER_PREPOSITION.finditer(text)

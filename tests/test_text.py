@@ -6,7 +6,13 @@ import pytest
 
 from rag.errors import QuestionError
 from rag.feed import split_caption
-from rag.questions import answer_detail, check_question, event_asked, question_kind
+from rag.questions import (
+    answer_detail,
+    check_question,
+    event_asked,
+    names_asked,
+    question_kind,
+)
 from rag.sentences import split_sentences
 from rag.spans import (
     acronym_of,
@@ -15,6 +21,7 @@ from rag.spans import (
     expansions,
     has_cause,
     mentions_event,
+    names_near,
     place_names,
 )
 from rag.text import normalize, slugify, term_groups, terms
@@ -79,6 +86,8 @@ def test_split_caption(paragraph, caption):
         ("IRGC stands for", "definition"),
         ("What does the UN report say?", "factoid"),
         ("What is Kadhimi's date of birth?", "date"),
+        ("What are the names of the two gunmen?", "names"),
+        ("What is the name of the process?", "factoid"),
     ],
 )
 def test_question_kind(question, kind):
@@ -95,6 +104,18 @@ def test_what_a_question_asks_for_more_precisely():
     assert event_asked("When was al-Hashimi born?") == "birth or death"
     assert event_asked("who founded kataib hezbollah") == "founding"
     assert event_asked("When was al-Hashimi shot?") is None
+    assert names_asked("what are the names of the gunmen who shot him") == {"gunmen"}
+    assert names_asked("What were the names of Tesla's new partners?") == {"partner"}
+
+
+def test_names_near_what_is_named():
+    sentence = "The gunmen, Ali Saleh and Omar Kareem, fled the scene in north Baghdad."
+    assert [sentence[s:e] for s, e in names_near(sentence, {"gunmen"})] == [
+        "Ali Saleh",
+        "Omar Kareem",
+    ]
+    far = "Two gunmen on a motorcycle shot him as he was leaving his home in north Baghdad."
+    assert names_near(far, {"gunmen"}) == []
 
 
 @pytest.mark.parametrize("question", ["", "   ", "?!", "what is the", "x" * 1001])
