@@ -295,8 +295,8 @@ def select(
         index: The index.
         table: Sentence look-ups of the index.
         threshold: The score under which the articles are taken not to answer.
-        kind: The kind of answer wanted; a date or number that no good sentence holds
-            means the articles do not answer.
+        kind: The kind of answer wanted; a date, number or names that no good sentence
+            holds means the articles do not answer.
         event: The event the question asks about; when no good sentence speaks of it, the
             articles do not answer.
 

@@ -55,6 +55,16 @@ def test_a_number_question_without_a_number_near_the_top_abstains(fake_encoder):
     assert select(close, index, table, threshold=0.5, kind="number").answered
 
 
+def test_a_question_about_a_founding_needs_a_sentence_about_it(fake_encoder):
+    index = _index(fake_encoder, ("A", ["Ali leads the militia.", "Omar set up the militia."]))
+    table = SentenceTable(index)
+    leader_only = [_typed(index, 0, 1.0, 1.0), _typed(index, 1, 0.7, 1.0)]
+    reply = select(leader_only, index, table, threshold=0.5, kind="person", event="founding")
+    assert not reply.answered and "founding" in reply.reason
+    close = [_typed(index, 0, 1.0, 1.0), _typed(index, 1, 0.95, 1.0)]
+    assert select(close, index, table, threshold=0.5, kind="person", event="founding").answered
+
+
 def test_the_same_sentence_in_two_articles_is_one_answer_with_two_citations(fake_encoder):
     same = "The alliance has about 40 militias."
     index = _index(fake_encoder, ("A", [same]), ("B", ["Other words first.", same]))
