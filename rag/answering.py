@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.index import Index, SentenceTable
-from rag.questions import answer_detail, counted_terms, names_asked
+from rag.questions import answer_detail, counted_terms, names_asked, search_words
 from rag.retrieval import Lexicon
 from rag.spans import acronym_of, candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words
@@ -112,13 +112,14 @@ def _pick_span(
     named: set[str] = frozenset(),
 ) -> tuple[int, int] | None:
     best, best_key = None, None
-    matched = [s for _, s, _ in _words_with_terms(sentence) if _ in question_terms]
+    matched = [(a, b) for term, a, b in _words_with_terms(sentence) if term in question_terms]
     found = candidates(sentence, kind, acronym=acronym, places=places, detail=detail, named=named)
     for start, end in found:
         inside = set(terms(sentence[start:end]))
         if inside and inside <= question_terms:
             continue
-        distance = min((abs(start - m) for m in matched), default=0)
+        # Characters between the span and the nearest question word.
+        distance = min((max(a - end, start - b, 0) for a, b in matched), default=0)
         novel = len(inside - question_terms) / len(inside) if inside else 0.0
         # "How many missiles": the number that counts missiles, not another one nearby.
         counts = bool(counted & set(terms(" ".join(sentence[start:].split()[:4]))))
@@ -183,7 +184,7 @@ def score_sentences(
     dense = index.sentence_vectors[numbers] @ question_vector
     texts = [index.sentence_text(index.sentences[n]) for n in numbers]
     found = [set(terms(t)) for t in texts]
-    groups = _question_groups(question, lexicon)
+    groups = _question_groups(search_words(question, kind), lexicon)
     groups = {
         g: w * math.log(1 + (len(found) + 0.5) / (sum(bool(g & f) for f in found) + 0.5))
         for g, w in groups.items()

@@ -12,6 +12,7 @@ from pathlib import Path
 from rag.chunking import ChunkSettings
 from rag.errors import CollectionError, RagError
 from rag.ingest import DEFAULT_COLLECTION
+from rag.questions import MAX_TOP_K
 from rag.retrieval import METHODS
 from rag.serialize import source_numbers
 from rag.settings import INDEX_ENV, Settings
@@ -130,6 +131,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _top_k(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TOP_K:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_TOP_K}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `rag` command."""
     parser = argparse.ArgumentParser(
@@ -159,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)"
     )
-    p.add_argument("-k", "--top-k", type=int, default=5, help="supporting passages to show")
+    p.add_argument(
+        "-k", "--top-k", type=_top_k, default=5, help=f"supporting passages to show (1-{MAX_TOP_K})"
+    )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--retriever", choices=METHODS)
     p.add_argument(

@@ -9,6 +9,8 @@ from rag.spans import acronym_of
 from rag.text import STOPWORDS, fold, normalize, terms, words
 
 MAX_QUESTION_CHARS = 1000
+# The most supporting passages one answer lists.
+MAX_TOP_K = 50
 
 KINDS = (
     "person",
@@ -22,8 +24,12 @@ KINDS = (
     "factoid",
 )
 _DEFINITION = re.compile(
-    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for)\b"
+    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for|full name)\b"
     r"|\bwhat (?:is|are) (?:the )?(?-i:[A-Z]{2,6})\b|\bwhat does \w{2,6} mean\b|^\s*\w{2,6} meaning\b"
+)
+
+_DEFINITION_WORDS = re.compile(
+    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for|full name|mean|means)\b"
 )
 
 _RULES: tuple[tuple[str, str], ...] = (
@@ -163,6 +169,14 @@ def names_asked(question: str) -> set[str]:
     """
     match = _NAMES_ASKED.search(normalize(question).casefold())
     return set(terms(match.group(1).split()[-1])) if match else set()
+
+
+def search_words(question: str, kind: str) -> str:
+    """The question without the words that only say what kind of answer it wants: "stand
+    for" in "What does PMF stand for?" is not something the answer's sentence holds."""
+    if kind != "definition":
+        return question
+    return _DEFINITION_WORDS.sub(" ", question)
 
 
 def answer_detail(question: str, kind: str) -> str | None:

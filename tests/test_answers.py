@@ -183,3 +183,15 @@ def test_a_date_question_wants_the_date_it_names(engine):
     # "On what date" marks the day, not "this month" in a closer sentence.
     answer = engine.ask("On what date did Iran reveal it had captured Zam?")
     assert answer.sentences[0].span == "October 15"
+
+
+def test_the_short_answer_is_the_one_next_to_the_question_words(engine):
+    # "from France to Jordan on October 11, and from there to Baghdad": Jordan, not Baghdad.
+    answer = engine.ask("Which country did Zam fly to on October 11?")
+    assert answer.sentences[0].span == "Jordan"
+
+
+def test_an_acronym_question_is_answered_whatever_its_wording(engine):
+    for question in ("What does PMF stand for?", "What is the full name of the PMF?"):
+        answer = engine.ask(question)
+        assert answer.answered and answer.sentences[0].span == "Popular Mobilization Forces"

@@ -35,3 +35,9 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("index", "ask", "eval", "serve"):
         assert command in result.stdout
+
+
+def test_passage_count_out_of_range_is_refused():
+    for value in ("0", "-3", "51", "many"):
+        result = run("ask", "-k", value, "Who shot Hisham al-Hashimi?")
+        assert result.returncode == 2 and "from 1 to 50" in result.stderr

@@ -150,6 +150,16 @@ def test_get_ask_validation_names_the_field(client, params, field):
     assert field_of(client.get("/ask", params=params)) == [field]
 
 
+def test_validation_messages_say_what_to_do_and_echo_nothing(client):
+    long = "x" * 5000
+    response = client.post("/ask", json={"question": long})
+    assert response.status_code == 422 and long not in response.text
+    blank = client.post("/ask", json={"question": " "}).json()["detail"][0]["msg"]
+    assert blank.startswith("the question is empty")
+    date = client.get("/ask", params={"q": HASHIMI, "date_from": "yesterday"}).json()
+    assert "YYYY-MM-DD" in date["detail"][0]["msg"]
+
+
 def test_core_refusal_keeps_its_message(client):
     response = client.post("/ask", json={"question": "?!?"})
     message = response.json()["detail"][0]["msg"]

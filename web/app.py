@@ -19,11 +19,10 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exception_handlers import (
     http_exception_handler,
-    request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -383,10 +382,22 @@ def _long_date(value: dt.date | None) -> str:
     return f"{value.day} {value:%B %Y}" if value else "no date"
 
 
+def _plain_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Pydantic's errors, without the input echoed back (a question can be long) and with
+    # messages a reader can act on.
+    plain = []
+    for error in errors:
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if str(error.get("type", "")).startswith("date") and "YYYY-MM-DD" not in message:
+            message += "; write the date as YYYY-MM-DD, such as 2020-01-31"
+        plain.append({"type": error.get("type"), "loc": list(error.get("loc", ())), "msg": message})
+    return plain
+
+
 def _message(errors: Sequence[Any]) -> str:
     names = {"q": "question"}
     parts = []
-    for error in errors:
+    for error in _plain_errors(errors):
         where = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "path")]
         field_name = names.get(where[-1], where[-1]) if where else ""
         parts.append(f"{field_name}: {error.get('msg')}" if field_name else str(error.get("msg")))
@@ -488,7 +499,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if not _wants_error_page(request):
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": _plain_errors(exc.errors())}, status_code=422)
     return _page(request, "error.html", {"status": 422, "message": _message(exc.errors())}, 422)
 
 

@@ -8,9 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
 
-from rag.questions import MAX_QUESTION_CHARS
+from rag.questions import MAX_QUESTION_CHARS, MAX_TOP_K
 
-MAX_TOP_K = 50
 MAX_AUTHOR_CHARS = 200
 
 
