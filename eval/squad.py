@@ -133,17 +133,9 @@ def convert(
                 question_ids.add(qa["id"])
                 answers = list(dict.fromkeys(a["text"] for a in qa["answers"]))
                 if removed:
-                    if not any(a in text for a in answers):
-                        qas.append(
-                            {
-                                "id": qa["id"],
-                                "question": qa["question"],
-                                "answers": [],
-                                "articles": [],
-                                "kind": "unanswerable",
-                            }
-                        )
-                    continue
+                    if any(a in text for a in answers):
+                        continue  # the answer may still be read elsewhere in the article
+                    answers = []
                 missing = [a for a in answers if a not in text]
                 if missing:
                     raise ValueError(
@@ -154,7 +146,7 @@ def convert(
                         "id": qa["id"],
                         "question": qa["question"],
                         "answers": answers,
-                        "articles": [title],
+                        "articles": [] if removed else [title],
                         "kind": guess_kind(qa["question"]) if answers else "unanswerable",
                     }
                 )

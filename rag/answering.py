@@ -311,22 +311,15 @@ def select(
     if best.score < threshold:
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
     near_best = [s for s in scored if s.score >= best.score * TYPED_WINDOW]
+    missing = None
     if kind in TYPED_KINDS and not any(s.typed for s in near_best):
-        return Reply(
-            (),
-            min(confidence, 0.5),
-            False,
-            f"The closest passages do not give the {kind} the question asks for.",
-        )
-    if event and not any(
+        missing = f"The closest passages do not give the {kind} the question asks for."
+    elif event and not any(
         mentions_event(index.articles[s.article_id].text[s.start : s.end], event) for s in near_best
     ):
-        return Reply(
-            (),
-            min(confidence, 0.5),
-            False,
-            f"The closest passages do not speak of the {event} the question asks about.",
-        )
+        missing = f"The closest passages do not speak of the {event} the question asks about."
+    if missing:
+        return Reply((), min(confidence, 0.5), False, missing)
     chosen: list[tuple[Scored, list[Scored]]] = []
     for candidate in scored:
         if len(chosen) >= MAX_SENTENCES or candidate.score < max(

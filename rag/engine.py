@@ -190,9 +190,7 @@ class Engine:
         started = time.perf_counter()
         question = check_question(question)
         kind = question_kind(question)
-        # "Where was she born?" can be answered by "a native of Lyon"; "when" and "who" need
-        # the event itself.
-        event = event_asked(question) if kind in ("date", "person") else None
+        event = event_asked(question, kind)
         allowed = self.filter_articles(date_from=date_from, date_to=date_to, author=author)
         passages = self.retriever.retrieve(
             question, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed

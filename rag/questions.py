@@ -23,14 +23,14 @@ KINDS = (
     "definition",
     "factoid",
 )
+# Words that only say a question wants an acronym spelled out.
+_DEFINITION_PHRASES = r"stands? for|stood for|acronym|abbreviation|short for|full name"
 _DEFINITION = re.compile(
-    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for|full name)\b"
+    rf"(?i)\b({_DEFINITION_PHRASES})\b"
     r"|\bwhat (?:is|are) (?:the )?(?-i:[A-Z]{2,6})\b|\bwhat does \w{2,6} mean\b|^\s*\w{2,6} meaning\b"
 )
 
-_DEFINITION_WORDS = re.compile(
-    r"(?i)\b(stands? for|stood for|acronym|abbreviation|short for|full name|mean|means)\b"
-)
+_DEFINITION_WORDS = re.compile(rf"(?i)\b({_DEFINITION_PHRASES}|mean|means)\b")
 
 _RULES: tuple[tuple[str, str], ...] = (
     (
@@ -187,9 +187,14 @@ def answer_detail(question: str, kind: str) -> str | None:
     return next((detail for detail, pattern in asked if re.search(pattern, text)), None)
 
 
-def event_asked(question: str) -> str | None:
-    """The event a question asks about, if it is one whose answer must speak of it:
-    `birth or death` ("When was she born?") or `founding` ("Who founded the company?")."""
+def event_asked(question: str, kind: str) -> str | None:
+    """The event a "when" or "who" question asks about, if it is one whose answer must speak
+    of it: `birth or death` ("When was she born?") or `founding` ("Who founded it?").
+
+    Other kinds are left out: "Where was she born?" can be answered by "a native of Lyon".
+    """
+    if kind not in ("date", "person"):
+        return None
     text = normalize(question).casefold()
     return next((event for event, pattern in _EVENTS_ASKED if re.search(pattern, text)), None)
 

@@ -55,6 +55,10 @@ def source_numbers(answer: Answer) -> dict[str, int]:
     return numbers
 
 
+def _numbered(citation: Citation, numbers: dict[str, int]) -> dict[str, Any]:
+    return {**citation_to_dict(citation), "number": numbers[citation.article_id]}
+
+
 def _merge(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
     merged: list[list[int]] = []
     for start, end in sorted(ranges):
@@ -79,10 +83,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
     cited = [c for s in answer.sentences for c in s.citations]
     sources = {}
     for c in cited:
-        sources.setdefault(
-            c.article_id,
-            {**citation_to_dict(c), "number": numbers[c.article_id]},
-        )
+        sources.setdefault(c.article_id, _numbered(c, numbers))
     passages = []
     for p in answer.passages:
         data = passage_to_dict(p)
@@ -103,9 +104,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
                 "text": s.text,
                 "span": s.span,
                 "score": s.score,
-                "citations": [
-                    {**citation_to_dict(c), "number": numbers[c.article_id]} for c in s.citations
-                ],
+                "citations": [_numbered(c, numbers) for c in s.citations],
             }
             for s in answer.sentences
         ],

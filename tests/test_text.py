@@ -101,9 +101,9 @@ def test_what_a_question_asks_for_more_precisely():
     assert answer_detail("When did the PMF form?", "date") is None
     assert answer_detail("How big is the US reward for him?", "number") == "money"
     assert answer_detail("How big is the PMF?", "number") is None
-    assert event_asked("When was al-Hashimi born?") == "birth or death"
-    assert event_asked("who founded kataib hezbollah") == "founding"
-    assert event_asked("When was al-Hashimi shot?") is None
+    assert event_asked("When was al-Hashimi born?", "date") == "birth or death"
+    assert event_asked("who founded kataib hezbollah", "person") == "founding"
+    assert event_asked("When was al-Hashimi shot?", "date") is None
     assert names_asked("what are the names of the gunmen who shot him") == {"gunmen"}
     assert names_asked("What were the names of Tesla's new partners?") == {"partner"}
 
