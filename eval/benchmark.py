@@ -76,6 +76,7 @@ def run(paths: Sequence[Path] | None, qa_path: Path, questions: int) -> dict[str
     )
     bm25 = _timed([lambda q=q: engine.retriever.retrieve(q, 5, method="bm25") for q in asked])
     full = _timed([lambda q=q: engine.ask(q) for q in fresh])
+    rules = _timed([lambda q=q: engine.ask(q + " ", answerer="rules") for q in fresh])
     return {
         "articles": len(index.articles),
         "chunks": len(index.chunks),
@@ -85,6 +86,9 @@ def run(paths: Sequence[Path] | None, qa_path: Path, questions: int) -> dict[str
         "index_disk_mb": disk_mb,
         "ask_p50_ms": statistics.median(full),
         "ask_p95_ms": percentile(full, 95),
+        "ask_rules_p50_ms": statistics.median(rules),
+        "ask_over_rules": statistics.median(full) / statistics.median(rules),
+        "reader_share_of_ask": 1 - statistics.median(rules) / statistics.median(full),
         "dense_retrieve_p50_ms": statistics.median(dense),
         "bm25_retrieve_p50_ms": statistics.median(bm25),
         "ask_over_dense_retrieve": statistics.median(full) / statistics.median(dense),

@@ -16,6 +16,7 @@ from eval.metrics import check_thresholds, score_question, summarize
 from eval.report import render_html
 from rag.engine import Engine
 from rag.retrieval import METHODS
+from rag.settings import ANSWERERS
 
 HERE = Path(__file__).parent
 DEFAULT_QA = HERE / "qa.jsonl"
@@ -65,19 +66,23 @@ def load_qa(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def run_question(engine: Engine, qa: dict[str, Any], method: str) -> dict[str, Any]:
+def run_question(
+    engine: Engine, qa: dict[str, Any], method: str, answerer: str | None = None
+) -> dict[str, Any]:
     """Ask one question and keep what is needed to score it again without the harness.
 
     Args:
         engine: The engine.
         qa: The Q&A record.
         method: Retrieval method.
+        answerer: How answer sentences are chosen (see `rag.settings.ANSWERERS`); the
+            engine's default when None.
 
     Returns:
         The result record (see `eval.metrics.score_question`).
     """
     started = time.perf_counter()
-    answer = engine.ask(qa["question"], top_k=RETRIEVE_K, method=method)
+    answer = engine.ask(qa["question"], top_k=RETRIEVE_K, method=method, answerer=answerer)
     latency = (time.perf_counter() - started) * 1000
     return {
         "id": qa["id"],
@@ -101,25 +106,37 @@ def run_question(engine: Engine, qa: dict[str, Any], method: str) -> dict[str, A
     }
 
 
-def evaluate(engine: Engine, qas: Sequence[dict[str, Any]], method: str) -> dict[str, Any]:
-    """Run every question with one retrieval method and summarise.
+def evaluate(
+    engine: Engine, qas: Sequence[dict[str, Any]], method: str, answerer: str | None = None
+) -> dict[str, Any]:
+    """Run every question with one retrieval method and answerer, and summarise.
 
     Args:
         engine: The engine.
         qas: Q&A records.
         method: Retrieval method.
+        answerer: How answer sentences are chosen; the engine's default when None.
 
     Returns:
-        `{"method", "metrics", "questions"}` where each question carries its result and scores.
+        `{"method", "answerer", "label", "metrics", "questions"}` where each question carries
+        its result and scores.
     """
-    engine.ask(qas[0]["question"], method=method)  # warm caches so latency is steady-state
-    results = [run_question(engine, qa, method) for qa in qas]
+    answerer = answerer or engine.answerer
+    # Warm caches so latency is steady-state.
+    engine.ask(qas[0]["question"], method=method, answerer=answerer)
+    results = [run_question(engine, qa, method, answerer) for qa in qas]
     metrics = summarize(qas, results)
     questions = [
         {**result, "expected": qa, "scores": score_question(qa, result)}
         for qa, result in zip(qas, results, strict=True)
     ]
-    return {"method": method, "metrics": metrics, "questions": questions}
+    return {
+        "method": method,
+        "answerer": answerer,
+        "label": f"{method}/{answerer}",
+        "metrics": metrics,
+        "questions": questions,
+    }
 
 
 def _fmt(value: Any) -> str:
@@ -131,10 +148,12 @@ def _fmt(value: Any) -> str:
 def format_table(runs: Sequence[dict[str, Any]]) -> str:
     """The metrics of one or more runs side by side, one row per metric."""
     width = max(len(m) for m in TABLE_METRICS) + 2
-    lines = ["metric".ljust(width) + "".join(r["method"].rjust(10) for r in runs)]
+    column = max(10, *(len(r["label"]) + 2 for r in runs))
+    lines = ["metric".ljust(width) + "".join(r["label"].rjust(column) for r in runs)]
     for metric in TABLE_METRICS:
         lines.append(
-            metric.ljust(width) + "".join(_fmt(r["metrics"].get(metric)).rjust(10) for r in runs)
+            metric.ljust(width)
+            + "".join(_fmt(r["metrics"].get(metric)).rjust(column) for r in runs)
         )
     return "\n".join(lines)
 
@@ -168,13 +187,22 @@ def run_from_args(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = Engine.open(settings)
     methods = list(METHODS) if args.retriever == "all" else [args.retriever or settings.retriever]
-    runs = [evaluate(engine, qas, method) for method in methods]
-    main_run = next((r for r in runs if r["method"] == settings.retriever), runs[0])
+    chosen = getattr(args, "answerer", None) or "all"
+    answerers = list(ANSWERERS) if chosen == "all" else [chosen]
+    runs = [evaluate(engine, qas, method, answerer) for answerer in answerers for method in methods]
+    main_run = next(
+        (
+            r
+            for r in runs
+            if r["method"] == settings.retriever and r["answerer"] == settings.answerer
+        ),
+        runs[0],
+    )
     print(
         f"{len(qas)} questions from {qa_path}, collection {', '.join(map(str, settings.collection))}"
     )
     print(format_table(runs))
-    print("per kind (" + main_run["method"] + "):")
+    print("per kind (" + main_run["label"] + "):")
     print(format_kinds(main_run))
     if len(runs) > 1:
         best = max(
@@ -182,11 +210,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         )
         margins = ", ".join(
             f"{(best['metrics']['answer_hit@1'] or 0) - (r['metrics']['answer_hit@1'] or 0):+.3f}"
-            f" over {r['method']}"
+            f" over {r['label']}"
             for r in runs
             if r is not best
         )
-        print(f"best by answer_hit@1: {best['method']} ({margins})")
+        print(f"best by answer_hit@1: {best['label']} ({margins})")
     failures: list[str] = []
     if thresholds_path:
         thresholds = tomllib.loads(thresholds_path.read_text(encoding="utf-8"))
@@ -197,8 +225,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         "collection": [str(p) for p in settings.collection],
         "index": engine.index.manifest,
         "default_retriever": main_run["method"],
+        "default_answerer": main_run["answerer"],
         "metrics": main_run["metrics"],
-        "retrievers": {r["method"]: r["metrics"] for r in runs},
+        "runs": {r["label"]: r["metrics"] for r in runs},
         "thresholds": str(thresholds_path) if thresholds_path else None,
         "failures": failures,
         "questions": main_run["questions"],

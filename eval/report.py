@@ -51,11 +51,11 @@ def render_html(report: dict[str, Any]) -> str:
     """
     metrics = report["metrics"]
     names = [k for k in metrics if k != "per_kind"]
-    methods = list(report["retrievers"])
+    methods = list(report["runs"])
     head = "".join(f"<th>{escape(m)}</th>" for m in methods)
     table = "".join(
         f"<tr><td>{escape(n)}</td>"
-        + "".join(f"<td>{_cell(report['retrievers'][m].get(n))}</td>" for m in methods)
+        + "".join(f"<td>{_cell(report['runs'][m].get(n))}</td>" for m in methods)
         + "</tr>"
         for n in names
     )

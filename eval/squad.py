@@ -153,6 +153,18 @@ def convert(
     return articles, qas
 
 
+def without_titles(
+    articles: Sequence[Mapping[str, Any]], titles: Iterable[str]
+) -> list[Mapping[str, Any]]:
+    """The SQuAD articles whose title is not among `titles` (compared as `_` and spaces fold)."""
+
+    def key(title: str) -> str:
+        return " ".join(title.replace("_", " ").split()).casefold()
+
+    left_out = {key(t) for t in titles}
+    return [a for a in articles if key(a["title"]) not in left_out]
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
     """Write rows as UTF-8 JSON lines.
 
@@ -201,12 +213,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         " questions into on-topic unanswerable ones (default 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for --unanswerable")
+    parser.add_argument(
+        "--exclude-articles-of",
+        type=Path,
+        metavar="SQUAD_JSON",
+        help="leave out the articles whose titles are in this SQuAD file (e.g. the articles a"
+        " model was trained or tuned on)",
+    )
     args = parser.parse_args(argv)
     if args.limit_articles is not None and args.limit_articles < 0:
         parser.error("--limit-articles must not be negative")
     if not 0 <= args.unanswerable <= 1:
         parser.error("--unanswerable must be a share between 0 and 1, such as 0.2")
     squad = json.loads(args.input.read_text(encoding="utf-8"))
+    if args.exclude_articles_of is not None:
+        seen = json.loads(args.exclude_articles_of.read_text(encoding="utf-8"))["data"]
+        squad = {**squad, "data": without_titles(squad["data"], [a["title"] for a in seen])}
     if args.limit_articles is not None:
         squad = {**squad, "data": squad["data"][: args.limit_articles]}
     articles, qas = convert(squad, unanswerable_share=args.unanswerable, seed=args.seed)

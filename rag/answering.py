@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rag.index import Index, SentenceTable
-from rag.questions import answer_detail, counted_terms, names_asked, search_words
+from rag.questions import Query
 from rag.retrieval import Lexicon
-from rag.spans import acronym_of, candidates, cause_strength, mentions_event
+from rag.selection import Selector, log_odds
+from rag.spans import candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
@@ -60,6 +61,20 @@ class Scored:
     prior: float
     score: float
     span: tuple[int, int] | None
+    short_kind: float = 0.0
+    reader: float | None = None
+
+    def features(self) -> dict[str, float]:
+        """The features the learned selector reads (see `rag.selection`)."""
+        return {
+            "dense": self.dense,
+            "tokens": self.tokens,
+            "lexical": self.lexical,
+            "context": self.context,
+            "typed": self.typed,
+            "prior": self.prior,
+            "short_kind": self.short_kind,
+        }
 
 
 @dataclass(frozen=True)
@@ -134,16 +149,14 @@ def _words_with_terms(sentence: str) -> list[tuple[str, int, int]]:
 
 
 def score_sentences(
-    question: str,
+    query: Query,
     question_vector: np.ndarray,
     question_tokens: np.ndarray,
     passages: list[Passage],
     index: Index,
     table: SentenceTable,
     lexicon: Lexicon,
-    kind: str,
     *,
-    event: str | None = None,
     weights: dict[str, float] = WEIGHTS,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
@@ -153,24 +166,24 @@ def score_sentences(
     `relocate` meets `moving`); the share of the question's words the sentence holds, each
     weighted by how rare it is in the collection and among the candidate sentences (so a word
     every candidate shares counts little), and the share its title and previous sentence add;
-    whether it holds the kind of answer wanted; the rank of its passage.
+    whether it holds the kind of answer wanted; the rank of its passage. The score is the
+    hand-weighted sum of the features (the `rules` answerer); the learned selector reads the
+    features themselves (`rank_with_reader`).
 
     Args:
-        question: The question.
+        query: The analysed question.
         question_vector: Its embedding.
         question_tokens: The vectors of its content word pieces.
         passages: Retrieved passages, best first.
         index: The index (sentence vectors and articles).
         table: Sentence look-ups of the index.
         lexicon: Term statistics of the collection.
-        kind: The kind of answer wanted (see `rag.questions.question_kind`).
-        event: The event the question asks about (see `rag.questions.event_asked`); a
-            sentence that does not speak of it gets no short answer.
         weights: Weight of each feature in the score.
 
     Returns:
         Scored sentences, each once, best first.
     """
+    kind = query.kind
     prior: dict[int, float] = {}
     for passage in passages:
         for number in table.of_chunk(passage.chunk):
@@ -184,16 +197,12 @@ def score_sentences(
     dense = index.sentence_vectors[numbers] @ question_vector
     texts = [index.sentence_text(index.sentences[n]) for n in numbers]
     found = [set(terms(t)) for t in texts]
-    groups = _question_groups(search_words(question, kind), lexicon)
+    groups = _question_groups(query.search_text, lexicon)
     groups = {
         g: w * math.log(1 + (len(found) + 0.5) / (sum(bool(g & f) for f in found) + 0.5))
         for g, w in groups.items()
     }
     question_terms = set().union(*groups) if groups else set()
-    acronym = acronym_of(question) if kind == "definition" else None
-    counted = counted_terms(question) if kind == "number" else set()
-    detail = answer_detail(question, kind)
-    named = names_asked(question) if kind == "names" else set()
     headings: dict[tuple[str, int], set[str]] = {}
     scored = []
     for number, similarity, sentence, sentence_terms in zip(
@@ -220,9 +229,16 @@ def score_sentences(
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
         # "When was she born?" is answered by a date given for a birth, not by any date.
-        if kind in SHORT_KINDS and (event is None or mentions_event(sentence, event)):
+        if kind in SHORT_KINDS and (query.event is None or mentions_event(sentence, query.event)):
             span = _pick_span(
-                sentence, kind, question_terms, acronym, counted, table.places, detail, named
+                sentence,
+                kind,
+                question_terms,
+                query.acronym,
+                query.counted,
+                table.places,
+                query.detail,
+                query.named,
             )
         if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
@@ -252,10 +268,95 @@ def score_sentences(
                 prior[number],
                 score,
                 (ref.start + span[0], ref.start + span[1]) if span else None,
+                float(kind in SHORT_KINDS),
             )
         )
     scored.sort(key=lambda s: -s.score)
     return scored
+
+
+def rank_with_reader(
+    scored: list[Scored],
+    query: Query,
+    reader,
+    selector: Selector,
+    index: Index,
+    table: SentenceTable,
+) -> list[Scored]:
+    """Rank the candidates by the learned selector, with the reader's reading of the best ones.
+
+    The selector's first model ranks every candidate on its features; the reader reads the
+    best `selector.candidates` of them with the sentence before each; the second model gives
+    each read sentence the probability that it answers. Only read sentences are returned.
+
+    Args:
+        scored: Candidates from `score_sentences`.
+        query: The analysed question.
+        reader: The reader (`embeddings.reader.Reader`).
+        selector: The fitted selector.
+        index: The index.
+        table: Sentence look-ups of the index.
+
+    Returns:
+        The read candidates, best first, each with `score` set to its probability of answering
+        and `reader` to the reader's own probability.
+    """
+    if not scored:
+        return []
+    first = selector.first.probabilities([s.features() for s in scored])
+    order = np.argsort(-first, kind="stable")[: selector.candidates]
+    chosen = [scored[i] for i in order]
+    texts = [index.sentence_text(index.sentences[s.number]) for s in chosen]
+    contexts = []
+    for s in chosen:
+        before = table.previous(s.number)
+        contexts.append("" if before is None else index.sentence_text(index.sentences[before]))
+    readings = reader.read(query.text, texts, contexts)
+    odds = [log_odds(r.probability) for r in readings]
+    rows = []
+    for n, (s, reading) in enumerate(zip(chosen, readings, strict=True)):
+        others = [o for m, o in enumerate(odds) if m != n]
+        rows.append(
+            {
+                **s.features(),
+                "reader": odds[n],
+                "reader_gap": odds[n] - max(others, default=odds[n]),
+                "span_probability": reading.span_probability,
+            }
+        )
+    probabilities = selector.second.probabilities(rows)
+    ranked = []
+    for s, reading, p in zip(chosen, readings, probabilities, strict=True):
+        span = choose_span(s, reading.span, selector.spans)
+        ranked.append(replace(s, score=float(p), reader=reading.probability, span=span))
+    ranked.sort(key=lambda s: -s.score)
+    return ranked
+
+
+def choose_span(scored: Scored, read: tuple[int, int] | None, spans: str) -> tuple[int, int] | None:
+    """The short answer of a read sentence, in article offsets.
+
+    Args:
+        scored: The sentence, with the span the patterns found (article offsets).
+        read: The reader's span, in offsets of the sentence, or None.
+        spans: `patterns`, `reader`, or `both` (the pattern's span where it lies inside the
+            reader's, else the reader's).
+
+    Returns:
+        (start, end) in the article's text, or None.
+    """
+    if spans == "patterns" or read is None:
+        return scored.span
+    start, end = scored.start + read[0], scored.start + read[1]
+    pattern = scored.span
+    if spans == "both" and pattern and start <= pattern[0] and pattern[1] <= end:
+        return pattern
+    return (start, end)
+
+
+def rank_by_cosine(scored: list[Scored]) -> list[Scored]:
+    """The baseline: candidates ranked by the cosine similarity of sentence and question."""
+    return sorted((replace(s, score=s.dense) for s in scored), key=lambda s: -s.score)
 
 
 def _citation(article: Article, start: int, end: int, span: tuple[int, int] | None) -> Citation:
@@ -288,6 +389,8 @@ def select(
     threshold: float = THRESHOLD,
     kind: str = "factoid",
     event: str | None = None,
+    rules: bool = True,
+    calibrated: bool = False,
 ) -> Reply:
     """Choose the answer sentences: the best one, others close to it, duplicates merged.
 
@@ -296,10 +399,12 @@ def select(
         index: The index.
         table: Sentence look-ups of the index.
         threshold: The score under which the articles are taken not to answer.
-        kind: The kind of answer wanted; a date, number or names that no good sentence
-            holds means the articles do not answer.
-        event: The event the question asks about; when no good sentence speaks of it, the
-            articles do not answer.
+        kind: The kind of answer wanted; with `rules`, a date, number or names that no
+            good sentence holds means the articles do not answer.
+        event: The event the question asks about; with `rules`, when no good sentence
+            speaks of it, the articles do not answer.
+        rules: Apply the two checks above.
+        calibrated: The scores are probabilities, reported as the confidence as they are.
 
     Returns:
         The reply; when it abstains, no sentences and a reason.
@@ -307,15 +412,20 @@ def select(
     if not scored:
         return Reply((), 0.0, False, "No passage of the articles matches the question.")
     best = scored[0]
-    confidence = confidence_of(best.score, threshold)
+    confidence = best.score if calibrated else confidence_of(best.score, threshold)
     if best.score < threshold:
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
     near_best = [s for s in scored if s.score >= best.score * TYPED_WINDOW]
     missing = None
-    if kind in TYPED_KINDS and not any(s.typed for s in near_best):
+    if rules and kind in TYPED_KINDS and not any(s.typed for s in near_best):
         missing = f"The closest passages do not give the {kind} the question asks for."
-    elif event and not any(
-        mentions_event(index.articles[s.article_id].text[s.start : s.end], event) for s in near_best
+    elif (
+        rules
+        and event
+        and not any(
+            mentions_event(index.articles[s.article_id].text[s.start : s.end], event)
+            for s in near_best
+        )
     ):
         missing = f"The closest passages do not speak of the {event} the question asks about."
     if missing:

@@ -15,7 +15,7 @@ from rag.ingest import DEFAULT_COLLECTION
 from rag.questions import MAX_TOP_K
 from rag.retrieval import METHODS
 from rag.serialize import source_numbers
-from rag.settings import INDEX_ENV, Settings
+from rag.settings import ANSWERERS, INDEX_ENV, Settings
 from rag.types import Answer
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace, *, rebuild: str = "auto") -> Settings:
         index_dir=Path(args.index) if args.index else None,
         chunking=ChunkSettings(max_tokens=args.chunk_tokens),
         retriever=r if (r := getattr(args, "retriever", None)) in METHODS else "hybrid",
+        answerer=a if (a := getattr(args, "answerer", None)) in ANSWERERS else "reader",
         rebuild=rebuild,
     )
 
@@ -172,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--retriever", choices=METHODS)
     p.add_argument(
+        "--answerer",
+        choices=ANSWERERS,
+        default="reader",
+        help="how answer sentences are chosen: the reader (default), or the rules or cosine"
+        " baselines",
+    )
+    p.add_argument(
         "--no-rebuild", action="store_true", help="fail instead of rebuilding a stale index"
     )
     common(p)
@@ -184,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--retriever", choices=(*METHODS, "all"), help="default: hybrid; all compares them"
+    )
+    p.add_argument(
+        "--answerer",
+        choices=(*ANSWERERS, "all"),
+        default="all",
+        help="how answer sentences are chosen: the reader (default answerer), the rules or"
+        " cosine similarity; all (default) prints the three side by side",
     )
     p.add_argument("--json", dest="json_path", metavar="PATH", help="write the JSON report here")
     p.add_argument("--html", dest="html_path", metavar="PATH", help="write the HTML report here")

@@ -9,7 +9,14 @@ import time
 
 import numpy as np
 
-from rag.answering import Reply, byline_reply, score_sentences, select
+from rag.answering import (
+    Reply,
+    byline_reply,
+    rank_by_cosine,
+    rank_with_reader,
+    score_sentences,
+    select,
+)
 from rag.errors import IndexMissingError, IndexStaleError
 from rag.index import (
     Index,
@@ -21,9 +28,10 @@ from rag.index import (
     stale_reasons,
 )
 from rag.ingest import load_collection
-from rag.questions import check_question, event_asked, question_kind
+from rag.questions import Query, analyse
 from rag.retrieval import Method, Retriever
-from rag.settings import Settings
+from rag.selection import Selector, load_selector
+from rag.settings import ANSWERERS, Settings
 from rag.text import terms
 from rag.types import Answer, Article, Passage, Timings
 
@@ -81,13 +89,43 @@ def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
 class Engine:
     """A loaded index with its retriever and answer builder."""
 
-    def __init__(self, index: Index, encoder, *, method: Method = "hybrid") -> None:
+    def __init__(
+        self,
+        index: Index,
+        encoder,
+        *,
+        method: Method = "hybrid",
+        answerer: str = "reader",
+        reader=None,
+        selector: Selector | None = None,
+    ) -> None:
+        if answerer not in ANSWERERS:
+            raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
         self.index = index
         self.encoder = encoder
         self.method = method
+        self.answerer = answerer
         self.retriever = Retriever(index, encoder)
         self.table = SentenceTable(index)
+        self._reader = reader
+        self._selector = selector
         self._title_vectors: np.ndarray | None = None
+
+    @property
+    def reader(self):
+        """The reader model, loaded on first use (`embeddings.load_reader`)."""
+        if self._reader is None:
+            from embeddings.reader import load_reader
+
+            self._reader = load_reader()
+        return self._reader
+
+    @property
+    def selector(self) -> Selector:
+        """The fitted answer selector, loaded on first use."""
+        if self._selector is None:
+            self._selector = load_selector()
+        return self._selector
 
     @classmethod
     def open(cls, settings: Settings, encoder=None) -> Engine:
@@ -105,7 +143,15 @@ class Engine:
 
             encoder = load_encoder(settings.model)
         index, _ = open_index(settings, encoder)
-        return cls(index, encoder, method=settings.retriever)  # type: ignore[arg-type]
+        engine = cls(
+            index,
+            encoder,
+            method=settings.retriever,
+            answerer=settings.answerer,  # type: ignore[arg-type]
+        )
+        if settings.answerer == "reader":
+            engine.reader, engine.selector  # noqa: B018 - fail now, not at the first question
+        return engine
 
     def article_named(self, question: str, passages: list[Passage]) -> Article:
         """The article a question about an article (its author, its date) refers to.
@@ -170,6 +216,7 @@ class Engine:
         date_to: dt.date | None = None,
         author: str | None = None,
         method: Method | None = None,
+        answerer: str | None = None,
     ) -> Answer:
         """Answer a question with quoted, cited sentences, or say the articles do not answer.
 
@@ -180,6 +227,8 @@ class Engine:
             date_to: Only articles published on or before this date.
             author: Only articles whose author contains this text (any case).
             method: Retrieval method; the engine's default when None.
+            answerer: `reader` (the learned selector), `rules` (hand-weighted features) or
+                `cosine` (similarity alone); the engine's default when None.
 
         Returns:
             The answer.
@@ -188,9 +237,8 @@ class Engine:
             QuestionError: The question is empty, too long, or has nothing to search for.
         """
         started = time.perf_counter()
-        question = check_question(question)
-        kind = question_kind(question)
-        event = event_asked(question, kind)
+        query = analyse(question)
+        question, kind = query.text, query.kind
         allowed = self.filter_articles(date_from=date_from, date_to=date_to, author=author)
         passages = self.retriever.retrieve(
             question, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed
@@ -206,18 +254,7 @@ class Engine:
                 field = "author"
             reply = byline_reply(self.article_named(question, passages), field)
         else:
-            scored = score_sentences(
-                question,
-                self.retriever.question_vector(question),
-                self.retriever.question_tokens(question),
-                passages,
-                self.index,
-                self.table,
-                self.retriever.lexicon,
-                kind,
-                event=event,
-            )
-            reply = select(scored, self.index, self.table, kind=kind, event=event)
+            reply = self._reply(query, passages, answerer or self.answerer)
         finished = time.perf_counter()
         return Answer(
             question=question,
@@ -232,6 +269,40 @@ class Engine:
             ),
             kind=kind,
             reason=reply.reason,
+        )
+
+    def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
+        scored = score_sentences(
+            query,
+            self.retriever.question_vector(query.text),
+            self.retriever.question_tokens(query.text),
+            passages,
+            self.index,
+            self.table,
+            self.retriever.lexicon,
+        )
+        if answerer == "rules":
+            return select(scored, self.index, self.table, kind=query.kind, event=query.event)
+        if answerer == "cosine":
+            return select(
+                rank_by_cosine(scored),
+                self.index,
+                self.table,
+                threshold=self.selector.cosine_threshold,
+                rules=False,
+            )
+        if answerer != "reader":
+            raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
+        ranked = rank_with_reader(scored, query, self.reader, self.selector, self.index, self.table)
+        return select(
+            ranked,
+            self.index,
+            self.table,
+            threshold=self.selector.threshold,
+            kind=query.kind,
+            event=query.event,
+            rules=self.selector.rules,
+            calibrated=True,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rag.errors import QuestionError
 from rag.spans import acronym_of
@@ -211,3 +212,54 @@ def counted_terms(question: str) -> set[str]:
             break
         found.append(word)
     return set(terms(" ".join(found)))
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question analysed once: every step of answering reads what it needs from here.
+
+    Attributes:
+        text: The question as typed, without surrounding whitespace.
+        kind: The kind of answer wanted (see `question_kind`).
+        search_text: The words an answer's sentence may hold (see `search_words`).
+        event: The event a "when" or "who" question asks about (see `event_asked`).
+        detail: What a date or number question asks for precisely (see `answer_detail`).
+        acronym: The acronym a definition question asks about.
+        counted: The terms of what a "how many" question counts.
+        named: The terms of what a "names of" question names.
+    """
+
+    text: str
+    kind: str
+    search_text: str
+    event: str | None = None
+    detail: str | None = None
+    acronym: str | None = None
+    counted: frozenset[str] = frozenset()
+    named: frozenset[str] = frozenset()
+
+
+def analyse(question: str) -> Query:
+    """Check a question and work out, once, what it asks for.
+
+    Args:
+        question: What the reader typed.
+
+    Returns:
+        The analysed question.
+
+    Raises:
+        QuestionError: See `check_question`.
+    """
+    text = check_question(question)
+    kind = question_kind(text)
+    return Query(
+        text=text,
+        kind=kind,
+        search_text=search_words(text, kind),
+        event=event_asked(text, kind),
+        detail=answer_detail(text, kind),
+        acronym=acronym_of(text) if kind == "definition" else None,
+        counted=frozenset(counted_terms(text)) if kind == "number" else frozenset(),
+        named=frozenset(names_asked(text)) if kind == "names" else frozenset(),
+    )

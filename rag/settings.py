@@ -12,6 +12,9 @@ from rag.ingest import DEFAULT_COLLECTION
 
 INDEX_ENV = "RAG_INDEX_DIR"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# How answer sentences are chosen: the learned selector with the reader, the hand-weighted
+# features of earlier versions, or cosine similarity alone (the two baselines).
+ANSWERERS = ("reader", "rules", "cosine")
 
 
 def default_index_dir(collection: tuple[Path, ...]) -> Path:
@@ -35,6 +38,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retriever: str = "hybrid"
+    answerer: str = "reader"
     rebuild: str = "auto"
 
     @property

@@ -1,0 +1,266 @@
+"""The reader: a cross-encoder that reads a question with a sentence and says if it answers."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from embeddings.encoder import ModelLoadError, _model_path
+
+log = logging.getLogger(__name__)
+
+READER_DIR = Path(__file__).parent / "reader"
+WEIGHTS_FILE = "reader.safetensors"
+CONFIG_FILE = "reader.json"
+# Layers below this one keep the embedding model's weights; only the layers above, the
+# segment embeddings and the heads are trained and shipped.
+FROZEN_LAYERS = 3
+MAX_TOKENS = 160
+RETRAIN = "python -m eval.train_reader"
+
+
+class ReaderLoadError(ModelLoadError):
+    """The reader's weights are missing, damaged or do not fit the embedding model."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader makes of one (question, sentence) pair.
+
+    Attributes:
+        probability: How likely the sentence answers the question, in [0, 1].
+        span: (start, end) characters of the short answer inside the sentence, or None.
+        span_probability: The span head's confidence in that span, in [0, 1].
+    """
+
+    probability: float
+    span: tuple[int, int] | None
+    span_probability: float
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build_model(base_path: str):
+    """The embedding model's transformer with a relevance head and a span head on top.
+
+    Args:
+        base_path: Folder of the all-MiniLM-L6-v2 weights.
+
+    Returns:
+        A torch module whose forward gives (relevance logits, start logits, end logits).
+    """
+    torch = _torch()
+    from transformers import BertModel
+    from transformers.utils import logging as transformers_logging
+
+    # The base model's unused pooler weights are reported at load; they are not needed here.
+    transformers_logging.set_verbosity_error()
+
+    class CrossReader(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = BertModel.from_pretrained(
+                base_path, local_files_only=True, add_pooling_layer=False
+            )
+            hidden = self.bert.config.hidden_size
+            self.relevance = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(hidden, 1))
+            self.span = torch.nn.Linear(hidden, 2)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            states = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            relevance = self.relevance(states[:, 0]).squeeze(-1)
+            start, end = self.span(states).unbind(-1)
+            return relevance, start, end
+
+    return CrossReader()
+
+
+def trainable_names(model) -> list[str]:
+    """The parameters training changes: top layers, segment embeddings and the heads."""
+    keep = ("relevance.", "span.", "bert.embeddings.token_type_embeddings.")
+    top = tuple(
+        f"bert.encoder.layer.{i}."
+        for i in range(FROZEN_LAYERS, model.bert.config.num_hidden_layers)
+    )
+    return [name for name, _ in model.named_parameters() if name.startswith(keep + top)]
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], contexts):
+    """Tokenise (question, sentence + the sentence before it) pairs the way the reader reads them.
+
+    The candidate sentence comes first in the second segment, so that truncation to the
+    model's window cuts the context sentence, then the sentence's tail, never the question.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        questions: Questions.
+        sentences: Candidate sentences, one per question.
+        contexts: The sentence before each candidate ("" when there is none).
+
+    Returns:
+        The tokenizer's batch, with offsets mapping into the candidate sentence.
+    """
+    seconds = [s if not c else f"{s} [SEP] {c}" for s, c in zip(sentences, contexts, strict=True)]
+    return tokenizer(
+        list(questions),
+        seconds,
+        truncation="longest_first",
+        max_length=MAX_TOKENS,
+        padding=True,
+        return_offsets_mapping=True,
+        return_tensors="pt",
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Reader:
+    """The trained reader, ready to score candidate sentences."""
+
+    def __init__(self, directory: Path = READER_DIR, *, threads: int | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+        for path in (weights, config):
+            if not path.is_file():
+                raise ReaderLoadError(
+                    f"The reader's file {path} is missing. Reinstall the package, or train it"
+                    f" again with: {RETRAIN}"
+                )
+        try:
+            self.config = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ReaderLoadError(
+                f"The reader's file {config} is not valid JSON ({e}). Reinstall the package, or"
+                f" train it again with: {RETRAIN}"
+            ) from e
+        expected = self.config.get("sha256")
+        actual = sha256_of(weights)
+        if actual != expected:
+            raise ReaderLoadError(
+                f"The reader's weights {weights} do not match their SHA-256 in {config}"
+                f" (expected {expected}, found {actual}): the file is truncated or altered."
+                f" Reinstall the package, or train it again with: {RETRAIN}"
+            )
+        torch = _torch()
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        base = _model_path(self.config.get("base", "all-MiniLM-L6-v2"))
+        self.tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+        model = build_model(base)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        wanted = set(trainable_names(model))
+        if set(state) != wanted:
+            raise ReaderLoadError(
+                f"The reader's weights {weights} do not fit the embedding model: they hold"
+                f" {len(set(state) - wanted)} unknown and lack {len(wanted - set(state))}"
+                f" expected tensors. Train it again with: {RETRAIN}"
+            )
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        if threads:
+            torch.set_num_threads(threads)
+        # int8 matrix products: about twice as fast on a CPU (see the model card).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PyTorch's notice about its API
+            self._model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
+
+    def read(
+        self, question: str, sentences: Sequence[str], contexts: Sequence[str] | None = None
+    ) -> list[Reading]:
+        """Read a question with each candidate sentence, in one batch.
+
+        Args:
+            question: The question.
+            sentences: Candidate sentences.
+            contexts: The sentence before each candidate, or "" (default: none).
+
+        Returns:
+            One reading per sentence, in order. Text past the model's window is cut, the
+            context sentence first.
+        """
+        if not sentences:
+            return []
+        contexts = list(contexts) if contexts is not None else [""] * len(sentences)
+        torch = _torch()
+        batch = encode_pairs(self.tokenizer, [question] * len(sentences), sentences, contexts)
+        offsets = batch.pop("offset_mapping")
+        with torch.inference_mode():
+            relevance, start, end = self._model(**batch)
+        probabilities = torch.sigmoid(relevance).tolist()
+        readings = []
+        for row, sentence in enumerate(sentences):
+            span, span_p = self._best_span(batch, offsets, start, end, row, len(sentence))
+            readings.append(Reading(probabilities[row], span, span_p))
+        return readings
+
+    def _best_span(self, batch, offsets, start, end, row, length):
+        torch = _torch()
+        # Only word pieces of the candidate sentence itself (segment 1, before any [SEP]
+        # inside it) may hold the short answer.
+        types = batch["token_type_ids"][row]
+        ids = batch["input_ids"][row]
+        inside = (types == 1) & (batch["attention_mask"][row] == 1)
+        spans = offsets[row]
+        allowed = inside & (spans[:, 1] <= length) & (spans[:, 1] > spans[:, 0])
+        sep = self.tokenizer.sep_token_id
+        positions = torch.nonzero(inside & (ids == sep)).flatten().tolist()
+        if positions:
+            allowed[positions[0] :] = False
+        if not bool(allowed.any()):
+            return None, 0.0
+        s_log = torch.log_softmax(start[row].masked_fill(~inside, -1e4), -1)
+        e_log = torch.log_softmax(end[row].masked_fill(~inside, -1e4), -1)
+        s_log = s_log.masked_fill(~allowed, -1e4)
+        e_log = e_log.masked_fill(~allowed, -1e4)
+        pair = s_log[:, None] + e_log[None, :]
+        n = pair.shape[0]
+        band = torch.triu(torch.ones(n, n, dtype=torch.bool)) & ~torch.triu(
+            torch.ones(n, n, dtype=torch.bool), diagonal=self.max_span_tokens
+        )
+        pair = pair.masked_fill(~band, -1e4)
+        flat = int(torch.argmax(pair))
+        i, j = divmod(flat, n)
+        return (int(spans[i, 0]), int(spans[j, 1])), float(torch.exp(pair[i, j]))
+
+
+@functools.lru_cache(maxsize=2)
+def load_reader(directory: str | None = None) -> Reader:
+    """Load the shipped reader once per process.
+
+    Args:
+        directory: A folder with `reader.safetensors` and `reader.json`; the shipped one when
+            None.
+
+    Returns:
+        The reader.
+
+    Raises:
+        ReaderLoadError: A file is missing, altered or does not fit; the message says how to fix it.
+    """
+    return Reader(Path(directory) if directory else READER_DIR)

@@ -1,0 +1,116 @@
+"""The learned selector: its arithmetic, its file, and how it ranks what the reader read."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from embeddings.reader import Reading
+from rag.answering import Scored, rank_by_cosine, rank_with_reader
+from rag.chunking import ChunkSettings
+from rag.index import SentenceTable, build_index
+from rag.ingest import Collection, build_article
+from rag.questions import analyse
+from rag.selection import (
+    Logistic,
+    Selector,
+    SelectorLoadError,
+    load_selector,
+    log_odds,
+)
+
+
+def test_logistic_standardises_then_weighs():
+    model = Logistic(("a", "b"), (1.0, 0.0), (2.0, 1.0), (2.0, -1.0), 0.5)
+    p = model.probabilities([{"a": 3.0, "b": 1.0}, {"a": 1.0, "b": 0.0}])
+    assert p[0] == pytest.approx(1 / (1 + math.exp(-(2.0 * 1.0 - 1.0 + 0.5))))
+    assert p[1] == pytest.approx(1 / (1 + math.exp(-0.5)))
+    assert model.probabilities([]).shape == (0,)
+
+
+def test_log_odds_stays_finite():
+    assert log_odds(0.5) == 0.0
+    assert math.isfinite(log_odds(0.0)) and math.isfinite(log_odds(1.0))
+
+
+def test_shipped_selector_loads_with_its_fitting_record():
+    selector = load_selector()
+    assert 1 <= selector.candidates <= 16
+    assert 0.0 < selector.threshold < 1.0
+    assert selector.spans in ("reader", "patterns", "both")
+    assert "squad2" in selector.about["fitted_on"]
+    assert "reader" in selector.second.features and "reader" not in selector.first.features
+
+
+def test_a_missing_or_damaged_selector_says_how_to_fix_it(tmp_path):
+    with pytest.raises(SelectorLoadError, match="missing.*eval.train_selector"):
+        load_selector(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"first": {}}), encoding="utf-8")
+    with pytest.raises(SelectorLoadError, match="damaged"):
+        load_selector(bad)
+
+
+class FakeReader:
+    """Says a sentence answers when it holds the word 'gunmen'; marks that word."""
+
+    def read(self, question, sentences, contexts=None):
+        out = []
+        for s in sentences:
+            at = s.find("gunmen")
+            out.append(Reading(0.9, (at, at + 6), 0.8) if at >= 0 else Reading(0.1, None, 0.0))
+        return out
+
+
+def _scored(index, number, dense):
+    ref = index.sentences[number]
+    return Scored(number, ref.start, ref.end, ref.article_id, dense, 0.5, 0.5, 0, 1, 1, 0, None)
+
+
+def _selector(candidates=2, spans="reader"):
+    cheap = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
+    first = Logistic(cheap, (0.0,) * 7, (1.0,) * 7, (1.0, 0, 0, 0, 0, 0, 0), 0.0)
+    full = (*cheap, "reader", "reader_gap", "span_probability")
+    second = Logistic(full, (0.0,) * 10, (1.0,) * 10, (0,) * 7 + (1.0, 0, 0), 0.0)
+    return Selector(first, second, candidates, 0.5, 0.3, spans)
+
+
+def test_the_reader_reorders_the_candidates_the_first_model_passes(fake_encoder):
+    article = build_article(
+        title="Attack",
+        paragraphs=["The attack shocked Baghdad. Two gunmen shot him. He was 47. Police came."],
+        source="test",
+    )
+    index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
+    table = SentenceTable(index)
+    # Sentence 3 has the best similarity but is not read: only the first model's top 2 are.
+    scored = [_scored(index, 0, 0.9), _scored(index, 1, 0.8), _scored(index, 3, 0.1)]
+    ranked = rank_with_reader(
+        scored, analyse("Who shot him?"), FakeReader(), _selector(), index, table
+    )
+    assert [s.number for s in ranked] == [1, 0]
+    assert ranked[0].score == pytest.approx(1 / (1 + math.exp(-log_odds(0.9))))
+    text = index.articles[article.id].text
+    assert text[ranked[0].span[0] : ranked[0].span[1]] == "gunmen"
+    assert [s.number for s in rank_by_cosine(scored)] == [0, 1, 3]
+
+
+def test_analysed_question_carries_what_each_step_needs():
+    query = analyse("  When was Hisham al-Hashimi born? ")
+    assert query.text == "When was Hisham al-Hashimi born?"
+    assert (query.kind, query.event) == ("date", "birth or death")
+    definition = analyse("What does PMF stand for?")
+    assert definition.acronym == "PMF" and "stand" not in definition.search_text
+    assert analyse("How many ballistic missiles did Iran fire?").counted == {"ballist", "missil"}
+
+
+def test_selector_round_trips_through_json(tmp_path):
+    selector = _selector()
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(selector.to_json()), encoding="utf-8")
+    loaded = load_selector(path)
+    assert loaded.first == selector.first and loaded.second == selector.second
+    assert np.isclose(loaded.threshold, 0.5)
