@@ -41,15 +41,14 @@ class Pair:
 class TrainSettings:
     """The knobs of a training run; every run with the same settings and data is the same."""
 
-    epochs: float = 2.0
+    epochs: float = 1.5
     batch_size: int = 16
     learning_rate: float = 1e-4
     warmup: float = 0.06
     span_weight: float = 0.5
     seed: int = 13
-    threads: int = 1
+    threads: int = 2
     max_steps: int | None = None
-    init_from: str | None = None
 
 
 def _span_positions(batch, row: int, answer: tuple[int, int] | None) -> tuple[int, int]:
@@ -118,12 +117,7 @@ def train_reader(
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = build_model(base)
     names = set(trainable_names(model))
-    if settings.init_from:
-        # Continue from a reader trained before (its changed weights on the same base).
-        from safetensors.torch import load_file
 
-        state = load_file(str(Path(settings.init_from) / WEIGHTS_FILE))
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name in names
     trainable = [p for n, p in model.named_parameters() if n in names]

@@ -238,13 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.train_reader", description=__doc__)
     parser.add_argument("--output", type=Path, default=READER_DIR)
     parser.add_argument("--epochs", type=float, default=TrainSettings.epochs)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=TrainSettings.threads)
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--max-steps", type=int, default=None, help="stop early (smoke tests)")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate)
-    parser.add_argument(
-        "--init-from", type=Path, default=None, help="continue from this reader's weights"
-    )
+
     parser.add_argument("--limit", type=int, default=None, help="use only N questions")
     parser.add_argument("--held-out-limit", type=int, default=600)
     args = parser.parse_args(argv)
@@ -279,7 +277,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
-        init_from=str(args.init_from) if args.init_from else None,
     )
     config = train_reader(
         pairs,

@@ -25,12 +25,20 @@ from eval.metrics import normalize_text, span_f1
 from eval.squad import convert, write_jsonl
 from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
 from rag.answering import THRESHOLD as RULES_THRESHOLD
-from rag.answering import Scored, choose_span, rank_by_cosine, score_sentences, select
+from rag.answering import (
+    Scored,
+    choose_span,
+    question_features,
+    rank_by_cosine,
+    score_sentences,
+    select,
+)
 from rag.engine import Engine, open_index
 from rag.questions import Query, analyse
 from rag.selection import (
     CHEAP_FEATURES,
     READER_FEATURES,
+    REFUSAL_FEATURES,
     SELECTOR_FILE,
     Logistic,
     Selector,
@@ -185,11 +193,13 @@ def outcomes(
     threshold: float,
     rules: bool,
     calibrated: bool,
+    refuse: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """Answer hit@1, refusal of unanswerable questions and false refusals of ranked lists."""
+    """Answer hit@1, refusal of unanswerable questions and false refusals of ranked lists
+    (`refuse`: questions a refusal model turns down whatever their sentences)."""
     hits = refused = false = answerable = unanswerable = 0
     f1 = []
-    for ex, candidates in zip(examples, ranked, strict=True):
+    for n, (ex, candidates) in enumerate(zip(examples, ranked, strict=True)):
         reply = select(
             candidates,
             engine.index,
@@ -200,6 +210,8 @@ def outcomes(
             rules=rules,
             calibrated=calibrated,
         )
+        if refuse is not None and refuse[n]:
+            reply = replace(reply, answered=False, sentences=())
         if ex.answers:
             answerable += 1
             false += not reply.answered
@@ -249,6 +261,40 @@ def threshold_with_rules(
     allowed = int(FALSE_REFUSALS * len(best)) - sum(checked)
     free = sorted(b for b, refused in zip(best, checked, strict=True) if not refused)
     return float(free[max(allowed, 0)]) if free else 0.0
+
+
+def fit_refusal(
+    engine: Engine, examples: list[Example], ranked: list[list[Scored]], *, rules: bool
+) -> tuple[Logistic, float, dict[str, float]]:
+    """A model of whether a question is answered at all, from its ranked candidates.
+
+    Returns:
+        (the model fitted on every question, the threshold under which it refuses, set at
+        `FALSE_REFUSALS` of answerable questions on cross-validated predictions, and the
+        outcomes of those predictions).
+    """
+    rows = [question_features(r) if r else None for r in ranked]
+    labels = [int(bool(ex.answers)) for ex in examples]
+    folds = _folds(examples)
+    predicted = np.ones(len(examples))
+    for fold in range(FOLDS):
+        train = [i for i, f in enumerate(folds) if f != fold and rows[i]]
+        model = _fit([rows[i] for i in train], [labels[i] for i in train], REFUSAL_FEATURES)
+        test = [i for i, f in enumerate(folds) if f == fold and rows[i]]
+        predicted[test] = model.probabilities([rows[i] for i in test])
+    threshold = threshold_for([p for p, y in zip(predicted, labels, strict=True) if y])
+    figures = outcomes(
+        engine,
+        examples,
+        ranked,
+        threshold=-1.0,
+        rules=rules,
+        calibrated=True,
+        refuse=[bool(p < threshold) for p in predicted],
+    )
+    kept = [i for i, r in enumerate(rows) if r]
+    model = _fit([rows[i] for i in kept], [labels[i] for i in kept], REFUSAL_FEATURES)
+    return model, threshold, figures
 
 
 def _ranked(examples, probabilities, candidates: int, spans: str) -> list[list[Scored]]:
@@ -325,8 +371,24 @@ def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, An
     report["cosine"] = outcomes(
         engine, examples, cosine, threshold=cosine_threshold, rules=False, calibrated=False
     )
-    report["chosen"] = {"candidates": best_n, "spans": spans, "rules": rules}
-    report["cross_validated"] = choices[(spans, rules)][0]
+    plain = choices[(spans, rules)][0]
+    refusal, refusal_threshold, with_refusal = fit_refusal(
+        engine, examples, _ranked(examples, cv[best_n], best_n, spans), rules=rules
+    )
+    print(f"  refusal model: {with_refusal}", flush=True)
+    report["refusal_model"] = with_refusal
+    # The refusal model is kept only if it refuses more at the same share of false refusals.
+    use_refusal = (
+        with_refusal["abstention_recall"] > plain["abstention_recall"] + 0.01
+        and with_refusal["answer_hit@1"] >= plain["answer_hit@1"] - 0.005
+    )
+    report["chosen"] = {
+        "candidates": best_n,
+        "spans": spans,
+        "rules": rules,
+        "refusal_model": use_refusal,
+    }
+    report["cross_validated"] = with_refusal if use_refusal else plain
     second_all, labels_all = [], []
     for ex in examples:
         r, y, _ = second_rows(ex, best_n)
@@ -334,7 +396,16 @@ def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, An
         labels_all += y
     second = _fit(second_all, labels_all, CHEAP_FEATURES + READER_FEATURES)
     selector = Selector(
-        first, second, best_n, round(threshold, 6), round(cosine_threshold, 6), spans, rules, report
+        first,
+        second,
+        best_n,
+        round(threshold, 6),
+        round(cosine_threshold, 6),
+        spans,
+        rules,
+        refusal if use_refusal else None,
+        round(refusal_threshold, 6) if use_refusal else 0.0,
+        report,
     )
     return selector, report
 

@@ -333,6 +333,22 @@ def rank_with_reader(
     return ranked
 
 
+def question_features(ranked: list[Scored]) -> dict[str, float]:
+    """What the refusal model reads of a question's candidates, ranked by the selector."""
+    best = ranked[0]
+    return {
+        "best": log_odds(best.score),
+        "second": log_odds(ranked[1].score if len(ranked) > 1 else 0.0),
+        "reader_best": log_odds(max(s.reader or 0.0 for s in ranked)),
+        "dense": best.dense,
+        "tokens": best.tokens,
+        "lexical": best.lexical,
+        "context": best.context,
+        "typed": best.typed,
+        "short_kind": best.short_kind,
+    }
+
+
 def choose_span(scored: Scored, read: tuple[int, int] | None, spans: str) -> tuple[int, int] | None:
     """The short answer of a read sentence, in article offsets.
 

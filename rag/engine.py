@@ -12,6 +12,7 @@ import numpy as np
 from rag.answering import (
     Reply,
     byline_reply,
+    question_features,
     rank_by_cosine,
     rank_with_reader,
     score_sentences,
@@ -293,12 +294,21 @@ class Engine:
             )
         if answerer != "reader":
             raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
-        ranked = rank_with_reader(scored, query, self.reader, self.selector, self.index, self.table)
+        selector = self.selector
+        ranked = rank_with_reader(scored, query, self.reader, selector, self.index, self.table)
+        threshold = selector.threshold
+        if ranked and selector.refusal is not None:
+            answered = float(selector.refusal.probabilities([question_features(ranked)])[0])
+            if answered < selector.refusal_threshold:
+                return Reply(
+                    (), ranked[0].score, False, "The articles do not seem to answer this question."
+                )
+            threshold = 0.0
         return select(
             ranked,
             self.index,
             self.table,
-            threshold=self.selector.threshold,
+            threshold=threshold,
             kind=query.kind,
             event=query.event,
             rules=self.selector.rules,

@@ -18,6 +18,18 @@ RETRAIN = "python -m eval.train_selector"
 CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
 READER_FEATURES = ("reader", "reader_gap", "span_probability")
+# What the refusal model reads of a question's ranked candidates (`rag.answering.question_features`).
+REFUSAL_FEATURES = (
+    "best",
+    "second",
+    "reader_best",
+    "dense",
+    "tokens",
+    "lexical",
+    "context",
+    "typed",
+    "short_kind",
+)
 
 
 class SelectorLoadError(RagError):
@@ -74,6 +86,9 @@ class Selector:
         cosine_threshold: The same for the cosine baseline (best sentence by similarity alone).
         spans: Where the short answer comes from: `reader` (its span head), `patterns`, or
             `both` (see `rag.answering.choose_span`).
+        refusal: When fitted, a model of whether the question is answered at all, read from
+            its ranked candidates; under `refusal_threshold` the articles do not answer, and
+            `threshold` is not used.
         rules: Whether the hand checks of `rag.answering.select` (a date for "when"...) still
             refuse on top of the threshold; kept only where held-out figures show they help.
     """
@@ -85,6 +100,8 @@ class Selector:
     cosine_threshold: float
     spans: str
     rules: bool = False
+    refusal: Logistic | None = None
+    refusal_threshold: float = 0.0
     about: Mapping = None  # type: ignore[assignment]
 
     def to_json(self) -> dict:
@@ -96,6 +113,8 @@ class Selector:
             "cosine_threshold": self.cosine_threshold,
             "spans": self.spans,
             "rules": self.rules,
+            "refusal": self.refusal.to_json() if self.refusal else None,
+            "refusal_threshold": self.refusal_threshold,
             "about": dict(self.about or {}),
         }
 
@@ -122,6 +141,8 @@ def load_selector(path: Path = SELECTOR_FILE) -> Selector:
             float(data["cosine_threshold"]),
             str(data["spans"]),
             bool(data.get("rules", False)),
+            Logistic.from_json(data["refusal"]) if data.get("refusal") else None,
+            float(data.get("refusal_threshold", 0.0)),
             data.get("about", {}),
         )
     except FileNotFoundError as e:

@@ -114,3 +114,38 @@ def test_selector_round_trips_through_json(tmp_path):
     loaded = load_selector(path)
     assert loaded.first == selector.first and loaded.second == selector.second
     assert np.isclose(loaded.threshold, 0.5)
+
+
+def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
+    from rag.answering import question_features
+    from rag.selection import REFUSAL_FEATURES
+
+    article = build_article(title="A", paragraphs=["One here. Two there."], source="test")
+    index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
+    ranked = [_scored(index, 0, 0.9), _scored(index, 1, 0.2)]
+    ranked = [
+        s.__class__(**{**s.__dict__, "score": p, "reader": r})
+        for s, p, r in zip(ranked, (0.8, 0.1), (0.7, 0.3), strict=True)
+    ]
+    features = question_features(ranked)
+    assert tuple(features) == REFUSAL_FEATURES
+    assert features["best"] == pytest.approx(log_odds(0.8))
+    assert features["reader_best"] == pytest.approx(log_odds(0.7))
+    assert question_features(ranked[:1])["second"] == pytest.approx(log_odds(0.0))
+
+
+def test_a_refusal_model_round_trips_through_json(tmp_path):
+    from rag.selection import REFUSAL_FEATURES
+
+    n = len(REFUSAL_FEATURES)
+    refusal = Logistic(REFUSAL_FEATURES, (0.0,) * n, (1.0,) * n, (1.0,) + (0.0,) * (n - 1), 0.0)
+    base = _selector()
+    selector = Selector(
+        base.first, base.second, 2, 0.5, 0.3, "reader", False, refusal, 0.25, {"x": 1}
+    )
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(selector.to_json()), encoding="utf-8")
+    loaded = load_selector(path)
+    assert loaded.refusal == refusal and loaded.refusal_threshold == 0.25
+    shipped = load_selector()
+    assert shipped.about["chosen"]["candidates"] == shipped.candidates
