@@ -30,7 +30,8 @@ from rag.answering import (
     choose_span,
     question_features,
     rank_by_cosine,
-    score_sentences,
+    read_sentences,
+    reader_rows,
     select,
 )
 from rag.engine import Engine, open_index
@@ -42,7 +43,6 @@ from rag.selection import (
     SELECTOR_FILE,
     Logistic,
     Selector,
-    log_odds,
 )
 from rag.settings import Settings
 
@@ -98,16 +98,7 @@ def collect(engine: Engine, qas: list[dict], titles: dict[str, str]) -> list[Exa
         query = analyse(qa["question"])
         if query.kind == "metadata":
             continue
-        passages = engine.retriever.retrieve(query.text, 8)
-        scored = score_sentences(
-            query,
-            engine.retriever.question_vector(query.text),
-            engine.retriever.question_tokens(query.text),
-            passages,
-            engine.index,
-            engine.table,
-            engine.retriever.lexicon,
-        )
+        scored = engine.candidates(query, engine.retriever.retrieve(query.text, 8))
         if not scored:
             continue
         labels = [
@@ -129,14 +120,9 @@ def read_candidates(engine: Engine, examples: list[Example], first: Logistic) ->
         ex.first = first.probabilities([s.features() for s in ex.scored])
         ex.read = list(np.argsort(-ex.first, kind="stable")[:MAX_CANDIDATES])
         chosen = [ex.scored[i] for i in ex.read]
-        texts = [_text(engine, s) for s in chosen]
-        contexts = []
-        for s in chosen:
-            before = engine.table.previous(s.number)
-            contexts.append(
-                "" if before is None else engine.index.sentence_text(engine.index.sentences[before])
-            )
-        ex.readings = engine.reader.read(ex.query.text, texts, contexts)
+        ex.readings = read_sentences(
+            chosen, ex.query.text, engine.reader, engine.index, engine.table
+        )
         if n % 200 == 0:
             print(f"  read {n}/{len(examples)} questions", flush=True)
 
@@ -144,19 +130,7 @@ def read_candidates(engine: Engine, examples: list[Example], first: Logistic) ->
 def second_rows(ex: Example, candidates: int) -> tuple[list[dict], list[int], list[int]]:
     """Selector rows of the first `candidates` read sentences: (rows, labels, indices)."""
     picked = ex.read[:candidates]
-    readings = ex.readings[:candidates]
-    odds = [log_odds(r.probability) for r in readings]
-    rows = []
-    for n, (i, r) in enumerate(zip(picked, readings, strict=True)):
-        others = [o for m, o in enumerate(odds) if m != n]
-        rows.append(
-            {
-                **ex.scored[i].features(),
-                "reader": odds[n],
-                "reader_gap": odds[n] - max(others, default=odds[n]),
-                "span_probability": r.span_probability,
-            }
-        )
+    rows = reader_rows([ex.scored[i] for i in picked], ex.readings[:candidates])
     return rows, [ex.labels[i] for i in picked], picked
 
 

@@ -306,12 +306,29 @@ def rank_with_reader(
     first = selector.first.probabilities([s.features() for s in scored])
     order = np.argsort(-first, kind="stable")[: selector.candidates]
     chosen = [scored[i] for i in order]
+    readings = read_sentences(chosen, query.text, reader, index, table)
+    rows = reader_rows(chosen, readings)
+    probabilities = selector.second.probabilities(rows)
+    ranked = []
+    for s, reading, p in zip(chosen, readings, probabilities, strict=True):
+        span = choose_span(s, reading.span, selector.spans)
+        ranked.append(replace(s, score=float(p), reader=reading.probability, span=span))
+    ranked.sort(key=lambda s: -s.score)
+    return ranked
+
+
+def read_sentences(chosen: list[Scored], question: str, reader, index: Index, table: SentenceTable):
+    """The reader's reading of each chosen sentence, with the sentence before it as context."""
     texts = [index.sentence_text(index.sentences[s.number]) for s in chosen]
     contexts = []
     for s in chosen:
         before = table.previous(s.number)
         contexts.append("" if before is None else index.sentence_text(index.sentences[before]))
-    readings = reader.read(query.text, texts, contexts)
+    return reader.read(question, texts, contexts)
+
+
+def reader_rows(chosen: list[Scored], readings) -> list[dict[str, float]]:
+    """The second model's rows: each read sentence's features and what the reader says of it."""
     odds = [log_odds(r.probability) for r in readings]
     rows = []
     for n, (s, reading) in enumerate(zip(chosen, readings, strict=True)):
@@ -324,13 +341,7 @@ def rank_with_reader(
                 "span_probability": reading.span_probability,
             }
         )
-    probabilities = selector.second.probabilities(rows)
-    ranked = []
-    for s, reading, p in zip(chosen, readings, probabilities, strict=True):
-        span = choose_span(s, reading.span, selector.spans)
-        ranked.append(replace(s, score=float(p), reader=reading.probability, span=span))
-    ranked.sort(key=lambda s: -s.score)
-    return ranked
+    return rows
 
 
 def question_features(ranked: list[Scored]) -> dict[str, float]:

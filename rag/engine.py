@@ -11,6 +11,7 @@ import numpy as np
 
 from rag.answering import (
     Reply,
+    Scored,
     byline_reply,
     question_features,
     rank_by_cosine,
@@ -272,8 +273,9 @@ class Engine:
             reason=reply.reason,
         )
 
-    def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
-        scored = score_sentences(
+    def candidates(self, query: Query, passages: list[Passage]) -> list[Scored]:
+        """Every sentence of the passages with its features (see `score_sentences`)."""
+        return score_sentences(
             query,
             self.retriever.question_vector(query.text),
             self.retriever.question_tokens(query.text),
@@ -282,6 +284,9 @@ class Engine:
             self.table,
             self.retriever.lexicon,
         )
+
+    def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
+        scored = self.candidates(query, passages)
         if answerer == "rules":
             return select(scored, self.index, self.table, kind=query.kind, event=query.event)
         if answerer == "cosine":
