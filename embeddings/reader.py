@@ -183,8 +183,10 @@ class Reader:
         if threads:
             torch.set_num_threads(threads)
         # int8 matrix products: about twice as fast on a CPU (see the model card).
+        # PyTorch marks this API for a later move to torchao; the pinned release has it.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # PyTorch's notice about its API
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             self._model = torch.ao.quantization.quantize_dynamic(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
