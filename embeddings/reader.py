@@ -136,7 +136,9 @@ def sha256_of(path: Path) -> str:
 class Reader:
     """The trained reader, ready to score candidate sentences."""
 
-    def __init__(self, directory: Path = READER_DIR, *, threads: int | None = None) -> None:
+    def __init__(
+        self, directory: Path = READER_DIR, *, threads: int | None = None, int8: bool | None = None
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
@@ -182,14 +184,18 @@ class Reader:
         model.eval()
         if threads:
             torch.set_num_threads(threads)
-        # int8 matrix products: about twice as fast on a CPU (see the model card).
-        # PyTorch marks this API for a later move to torchao; the pinned release has it.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._model = torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8
-            )
+        self.int8 = bool(self.config.get("int8", False)) if int8 is None else int8
+        self._model = model
+        if self.int8:
+            # int8 matrix products: about twice as fast on a CPU, but they move the
+            # probabilities (see the model card). PyTorch marks this API for a later move to
+            # torchao; the pinned release has it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._model = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear}, dtype=torch.qint8
+                )
         self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
 
     def read(
