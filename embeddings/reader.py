@@ -221,13 +221,17 @@ class Reader:
         with torch.inference_mode():
             relevance, start, end = self._model(**batch)
         probabilities = torch.sigmoid(relevance).tolist()
+        # Spans run forward and are at most `max_span_tokens` word pieces long.
+        n = batch["input_ids"].shape[1]
+        ones = torch.ones(n, n, dtype=torch.bool)
+        band = torch.triu(ones) & ~torch.triu(ones, diagonal=self.max_span_tokens)
         readings = []
         for row, sentence in enumerate(sentences):
-            span, span_p = self._best_span(batch, offsets, start, end, row, len(sentence))
+            span, span_p = self._best_span(batch, offsets, start, end, band, row, len(sentence))
             readings.append(Reading(probabilities[row], span, span_p))
         return readings
 
-    def _best_span(self, batch, offsets, start, end, row, length):
+    def _best_span(self, batch, offsets, start, end, band, row, length):
         torch = _torch()
         # Only word pieces of the candidate sentence itself (segment 1, before any [SEP]
         # inside it) may hold the short answer.
@@ -246,14 +250,8 @@ class Reader:
         e_log = torch.log_softmax(end[row].masked_fill(~inside, -1e4), -1)
         s_log = s_log.masked_fill(~allowed, -1e4)
         e_log = e_log.masked_fill(~allowed, -1e4)
-        pair = s_log[:, None] + e_log[None, :]
-        n = pair.shape[0]
-        band = torch.triu(torch.ones(n, n, dtype=torch.bool)) & ~torch.triu(
-            torch.ones(n, n, dtype=torch.bool), diagonal=self.max_span_tokens
-        )
-        pair = pair.masked_fill(~band, -1e4)
-        flat = int(torch.argmax(pair))
-        i, j = divmod(flat, n)
+        pair = (s_log[:, None] + e_log[None, :]).masked_fill(~band, -1e4)
+        i, j = divmod(int(torch.argmax(pair)), pair.shape[0])
         return (int(spans[i, 0]), int(spans[j, 1])), float(torch.exp(pair[i, j]))
 
 

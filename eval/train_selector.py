@@ -27,9 +27,9 @@ from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
 from rag.answering import THRESHOLD as RULES_THRESHOLD
 from rag.answering import (
     Scored,
-    choose_span,
     question_features,
     rank_by_cosine,
+    ranked_by,
     read_sentences,
     reader_rows,
     select,
@@ -272,17 +272,10 @@ def fit_refusal(
 
 
 def _ranked(examples, probabilities, candidates: int, spans: str) -> list[list[Scored]]:
-    ranked = []
-    for ex, p in zip(examples, probabilities, strict=True):
-        picked = ex.read[:candidates]
-        out = []
-        for i, prob, reading in zip(picked, p, ex.readings[:candidates], strict=True):
-            s = ex.scored[i]
-            span = choose_span(s, reading.span, spans)
-            out.append(replace(s, score=float(prob), reader=reading.probability, span=span))
-        out.sort(key=lambda s: -s.score)
-        ranked.append(out)
-    return ranked
+    return [
+        ranked_by([ex.scored[i] for i in ex.read[:candidates]], ex.readings[:candidates], p, spans)
+        for ex, p in zip(examples, probabilities, strict=True)
+    ]
 
 
 def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, Any]]:

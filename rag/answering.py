@@ -308,11 +308,16 @@ def rank_with_reader(
     chosen = [scored[i] for i in order]
     readings = read_sentences(chosen, query.text, reader, index, table)
     rows = reader_rows(chosen, readings)
-    probabilities = selector.second.probabilities(rows)
-    ranked = []
-    for s, reading, p in zip(chosen, readings, probabilities, strict=True):
-        span = choose_span(s, reading.span, selector.spans)
-        ranked.append(replace(s, score=float(p), reader=reading.probability, span=span))
+    return ranked_by(chosen, readings, selector.second.probabilities(rows), selector.spans)
+
+
+def ranked_by(chosen: list[Scored], readings, probabilities, spans: str) -> list[Scored]:
+    """Read sentences with their probability of answering as the score and their short
+    answer taken as `spans` says (see `choose_span`), best first."""
+    ranked = [
+        replace(s, score=float(p), reader=r.probability, span=choose_span(s, r.span, spans))
+        for s, r, p in zip(chosen, readings, probabilities, strict=True)
+    ]
     ranked.sort(key=lambda s: -s.score)
     return ranked
 

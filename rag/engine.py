@@ -101,8 +101,7 @@ class Engine:
         reader=None,
         selector: Selector | None = None,
     ) -> None:
-        if answerer not in ANSWERERS:
-            raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
+        _check_answerer(answerer)
         self.index = index
         self.encoder = encoder
         self.method = method
@@ -297,8 +296,7 @@ class Engine:
                 threshold=self.selector.cosine_threshold,
                 rules=False,
             )
-        if answerer != "reader":
-            raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
+        _check_answerer(answerer)
         selector = self.selector
         ranked = rank_with_reader(scored, query, self.reader, selector, self.index, self.table)
         threshold = selector.threshold
@@ -316,9 +314,14 @@ class Engine:
             threshold=threshold,
             kind=query.kind,
             event=query.event,
-            rules=self.selector.rules,
+            rules=selector.rules,
             calibrated=True,
         )
+
+
+def _check_answerer(answerer: str) -> None:
+    if answerer not in ANSWERERS:
+        raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
 
 
 def ask(question: str, *, engine: Engine | None = None, **options) -> Answer:

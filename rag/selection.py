@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,7 @@ class Selector:
     rules: bool = False
     refusal: Logistic | None = None
     refusal_threshold: float = 0.0
-    about: Mapping = None  # type: ignore[assignment]
+    about: Mapping = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -115,7 +115,7 @@ class Selector:
             "rules": self.rules,
             "refusal": self.refusal.to_json() if self.refusal else None,
             "refusal_threshold": self.refusal_threshold,
-            "about": dict(self.about or {}),
+            "about": dict(self.about),
         }
 
 
