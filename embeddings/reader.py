@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from embeddings.encoder import ModelLoadError, _model_path
 
 log = logging.getLogger(__name__)
@@ -134,13 +136,25 @@ def sha256_of(path: Path) -> str:
 
 
 class Reader:
-    """The trained reader, ready to score candidate sentences."""
+    """The trained reader, ready to score candidate sentences.
+
+    The network runs in ONNX Runtime (`backend="onnx"`, the default: no torch on the answer
+    path) or in torch (`backend="torch"`, which also offers PyTorch's int8 matrix products);
+    the tokenizer and the choice of span are the same for both.
+    """
 
     def __init__(
-        self, directory: Path = READER_DIR, *, threads: int | None = None, int8: bool | None = None
+        self,
+        directory: Path = READER_DIR,
+        *,
+        threads: int | None = None,
+        int8: bool | None = None,
+        backend: str = "onnx",
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if backend not in ("onnx", "torch"):
+            raise ValueError(f"backend must be 'onnx' or 'torch', not {backend!r}")
         weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
         for path in (weights, config):
             if not path.is_file():
@@ -163,14 +177,34 @@ class Reader:
                 f" (expected {expected}, found {actual}): the file is truncated or altered."
                 f" Reinstall the package, or train it again with: {RETRAIN}"
             )
+        self.backend = backend
+        self.int8 = bool(self.config.get("int8", False)) if int8 is None else int8
+        if self.int8 and backend == "onnx":
+            raise ReaderLoadError(
+                'The reader\'s int8 mode runs in torch only: set "int8": false in'
+                f" {config}, or load it with backend='torch'."
+            )
+        base = _model_path(self.config.get("base", "all-MiniLM-L6-v2"))
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
+        self._sep = self._tokenizer.token_to_id("[SEP]")
+        self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
+        if backend == "onnx":
+            from embeddings.onnx import reader_session
+
+            self._session = reader_session(reader_dir=directory)
+        else:
+            self._model = self._torch_model(base, weights, threads)
+
+    def _torch_model(self, base: str, weights: Path, threads: int | None):
         torch = _torch()
         from safetensors.torch import load_file
-        from transformers import AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-        base = _model_path(self.config.get("base", "all-MiniLM-L6-v2"))
-        self.tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
         model = build_model(base)
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
         wanted = set(trainable_names(model))
@@ -184,19 +218,40 @@ class Reader:
         model.eval()
         if threads:
             torch.set_num_threads(threads)
-        self.int8 = bool(self.config.get("int8", False)) if int8 is None else int8
-        self._model = model
-        if self.int8:
-            # int8 matrix products: about twice as fast on a CPU, but they move the
-            # probabilities (see the model card). PyTorch marks this API for a later move to
-            # torchao; the pinned release has it.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8
-                )
-        self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
+        if not self.int8:
+            return model
+        # int8 matrix products: about twice as fast on a CPU, but they move the
+        # probabilities (see the model card). PyTorch marks this API for a later move to
+        # torchao; the pinned release has it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+
+    def tokenize(
+        self, questions: Sequence[str], sentences: Sequence[str], contexts: Sequence[str] | None
+    ) -> dict[str, np.ndarray]:
+        """Pairs as the reader reads them (see `encode_pairs`), as padded int64 arrays."""
+        from embeddings.onnx import batch_arrays
+
+        contexts = list(contexts) if contexts is not None else [""] * len(sentences)
+        seconds = [
+            s if not c else f"{s} [SEP] {c}" for s, c in zip(sentences, contexts, strict=True)
+        ]
+        return batch_arrays(
+            self._tokenizer.encode_batch(list(zip(questions, seconds, strict=True)))
+        )
+
+    def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        if self.backend == "onnx":
+            return tuple(self._session.run(None, inputs))
+        torch = _torch()
+        with torch.inference_mode():
+            outputs = self._model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+        return tuple(o.float().numpy() for o in outputs)
 
     def read(
         self, question: str, sentences: Sequence[str], contexts: Sequence[str] | None = None
@@ -214,54 +269,55 @@ class Reader:
         """
         if not sentences:
             return []
-        contexts = list(contexts) if contexts is not None else [""] * len(sentences)
-        torch = _torch()
-        batch = encode_pairs(self.tokenizer, [question] * len(sentences), sentences, contexts)
-        offsets = batch.pop("offset_mapping")
-        with torch.inference_mode():
-            relevance, start, end = self._model(**batch)
-        probabilities = torch.sigmoid(relevance).tolist()
+        batch = self.tokenize([question] * len(sentences), sentences, contexts)
+        relevance, start, end = self._forward(batch)
+        probabilities = 1.0 / (1.0 + np.exp(-relevance.astype(np.float64)))
         # Spans run forward and are at most `max_span_tokens` word pieces long.
         n = batch["input_ids"].shape[1]
-        ones = torch.ones(n, n, dtype=torch.bool)
-        band = torch.triu(ones) & ~torch.triu(ones, diagonal=self.max_span_tokens)
+        band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(
+            np.ones((n, n), dtype=bool), k=self.max_span_tokens
+        )
         readings = []
         for row, sentence in enumerate(sentences):
-            span, span_p = self._best_span(batch, offsets, start, end, band, row, len(sentence))
-            readings.append(Reading(probabilities[row], span, span_p))
+            span, span_p = self._best_span(batch, start[row], end[row], band, row, len(sentence))
+            readings.append(Reading(float(probabilities[row]), span, span_p))
         return readings
 
-    def _best_span(self, batch, offsets, start, end, band, row, length):
-        torch = _torch()
+    def _best_span(self, batch, start, end, band, row, length):
         # Only word pieces of the candidate sentence itself (segment 1, before any [SEP]
         # inside it) may hold the short answer.
-        types = batch["token_type_ids"][row]
         ids = batch["input_ids"][row]
-        inside = (types == 1) & (batch["attention_mask"][row] == 1)
-        spans = offsets[row]
+        inside = (batch["token_type_ids"][row] == 1) & (batch["attention_mask"][row] == 1)
+        spans = batch["offset_mapping"][row]
         allowed = inside & (spans[:, 1] <= length) & (spans[:, 1] > spans[:, 0])
-        sep = self.tokenizer.sep_token_id
-        positions = torch.nonzero(inside & (ids == sep)).flatten().tolist()
-        if positions:
+        positions = np.flatnonzero(inside & (ids == self._sep))
+        if positions.size:
             allowed[positions[0] :] = False
-        if not bool(allowed.any()):
+        if not allowed.any():
             return None, 0.0
-        s_log = torch.log_softmax(start[row].masked_fill(~inside, -1e4), -1)
-        e_log = torch.log_softmax(end[row].masked_fill(~inside, -1e4), -1)
-        s_log = s_log.masked_fill(~allowed, -1e4)
-        e_log = e_log.masked_fill(~allowed, -1e4)
-        pair = (s_log[:, None] + e_log[None, :]).masked_fill(~band, -1e4)
-        i, j = divmod(int(torch.argmax(pair)), pair.shape[0])
-        return (int(spans[i, 0]), int(spans[j, 1])), float(torch.exp(pair[i, j]))
+        s_log = _log_softmax(np.where(inside, start, -1e4))
+        e_log = _log_softmax(np.where(inside, end, -1e4))
+        s_log = np.where(allowed, s_log, -1e4)
+        e_log = np.where(allowed, e_log, -1e4)
+        pair = np.where(band, s_log[:, None] + e_log[None, :], -1e4)
+        i, j = divmod(int(np.argmax(pair)), pair.shape[0])
+        return (int(spans[i, 0]), int(spans[j, 1])), float(np.exp(pair[i, j]))
 
 
-@functools.lru_cache(maxsize=2)
-def load_reader(directory: str | None = None) -> Reader:
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    shifted = x - x.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+@functools.lru_cache(maxsize=4)
+def load_reader(directory: str | None = None, *, backend: str = "onnx") -> Reader:
     """Load the shipped reader once per process.
 
     Args:
         directory: A folder with `reader.safetensors` and `reader.json`; the shipped one when
             None.
+        backend: `onnx` (ONNX Runtime, exported on first use) or `torch`.
 
     Returns:
         The reader.
@@ -269,4 +325,4 @@ def load_reader(directory: str | None = None) -> Reader:
     Raises:
         ReaderLoadError: A file is missing, altered or does not fit; the message says how to fix it.
     """
-    return Reader(Path(directory) if directory else READER_DIR)
+    return Reader(Path(directory) if directory else READER_DIR, backend=backend)

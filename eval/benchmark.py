@@ -1,25 +1,51 @@
-"""Speed and memory of the pipeline, as figures and as ratios to baselines measured in the same run.
+"""Speed and memory, as figures and as ratios to baselines measured in the same run.
 
-Run `python -m eval.benchmark`. The machine may be shared and noisy: read the ratios, which
-compare against work done in the same process moments apart, rather than the raw times.
+`rag bench` (or `python -m eval.benchmark`) prints one table. The machine may be shared and
+noisy: read the ratios, which compare against work done in the same run moments apart, more
+than the raw times. Every loop is bounded in count and in time.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import os
+import random
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from eval.harness import DEFAULT_QA, load_qa
 from eval.metrics import percentile
 
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+LARGE_CHUNKS = 2000
+CHARS_PER_CHUNK = 900  # roughly, at 256 word pieces a chunk with one sentence of overlap
+HTTP_SECONDS = 10.0
+READY_SECONDS = 300.0
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+@dataclass
+class Row:
+    """One line of the table: a measure, its figures, and its ratio to a baseline."""
+
+    measure: str
+    p50: float | None = None
+    p95: float | None = None
+    unit: str = "ms"
+    ratio: float | None = None
+    against: str = ""
+    note: str = ""
 
 
 def _timed(calls: Sequence[Callable[[], object]]) -> list[float]:
@@ -31,45 +57,80 @@ def _timed(calls: Sequence[Callable[[], object]]) -> list[float]:
     return times
 
 
-def _dir_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+def _row(measure: str, times: list[float], **kwargs) -> Row:
+    return Row(measure, statistics.median(times), percentile(times, 95), **kwargs)
 
 
-def run(paths: Sequence[Path] | None, qa_path: Path, questions: int) -> dict[str, float]:
-    """Measure build time, query latency and memory.
+def _squad_articles() -> list[dict]:
+    from eval.squad import convert
 
-    Args:
-        paths: The collection (the shipped one when None).
-        qa_path: Questions to ask (their text only is used).
-        questions: How many of them, at most.
+    articles = []
+    for path in (
+        DATASETS / "xquad-en" / "xquad.en.json",
+        DATASETS / "squad2" / "train-sample-v2.0.json",
+        DATASETS / "squad2" / "dev-half-v2.0.json",
+    ):
+        if path.is_file():
+            found, _ = convert(json.loads(path.read_text(encoding="utf-8")))
+            articles += found
+    return articles
+
+
+def large_collection(directory: Path, *, chunks: int = LARGE_CHUNKS, seed: int = 7) -> Path:
+    """Write a collection of at least about `chunks` chunks: the shipped articles, the SQuAD
+    and XQuAD articles when `shared/datasets` is there, then synthetic articles made of their
+    real sentences in a shuffled order.
 
     Returns:
-        The figures, by name.
+        The JSON Lines file.
     """
+    from rag.ingest import load_collection
+    from rag.sentences import split_sentences
+
+    rows = [
+        {
+            "id": a.id,
+            "title": a.title,
+            "text": a.text,
+            "date": a.date.isoformat() if a.date else None,
+        }
+        for a in load_collection().articles
+    ]
+    rows += [{**a, "id": f"squad-{a['id']}"} for a in _squad_articles()]
+    sentences = [r["text"][s:e] for r in rows for s, e in split_sentences(r["text"])]
+    rng = random.Random(seed)
+    n = 0
+    while sum(len(r["text"]) for r in rows) < chunks * CHARS_PER_CHUNK:
+        n += 1
+        picked = rng.sample(sentences, min(40, len(sentences)))
+        paragraphs = [" ".join(picked[i : i + 5]) for i in range(0, len(picked), 5)]
+        rows.append(
+            {"id": f"mixed-{n}", "title": f"Mixed sentences {n}", "text": "\n\n".join(paragraphs)}
+        )
+    path = directory / "large.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> list[Row]:
+    """The model's limit, the obvious pipeline, `ask()` on the shipped and the large
+    collection, and indexing against the model's raw encode."""
     from embeddings import load_encoder
-    from rag.engine import Engine
-    from rag.index import build_index, save_index
+    from rag.engine import Engine, open_index
+    from rag.index import build_index
     from rag.ingest import load_collection
     from rag.settings import Settings
 
-    baseline_rss = _rss_mb()
-    encoder = load_encoder()
+    encoder = load_encoder(runtime=runtime)
     encoder.encode(["warm up"])
-    model_rss = _rss_mb()
-    collection = load_collection(paths)
-    settings = Settings(collection=tuple(paths) if paths else Settings().collection)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        index = build_index(collection, encoder, settings.chunking)
-        save_index(index, Path(tmp) / "index")
-        build_s = time.perf_counter() - started
-        started = time.perf_counter()
-        encoder.encode([c.text for c in index.chunks])
-        encode_s = time.perf_counter() - started
-        disk_mb = _dir_mb(Path(tmp) / "index")
-    engine = Engine(index, encoder)
-    asked = [q["question"] for q in load_qa(qa_path)[:questions]]
-    engine.ask(asked[0])
+    rows: list[Row] = []
+    limit = _timed([lambda q=q: encoder.encode_query(q) for q in questions])
+    rows.append(_row("limit: the model embeds one question", limit, note=f"{runtime}"))
+    base = statistics.median(limit)
+
+    small = open_index(Settings(index_dir=work / "small", runtime=runtime), encoder)[0]
+    engine = Engine(small, encoder, runtime=runtime)
+    engine.ask(questions[0])
 
     def uncached(call: Callable[[], object]) -> Callable[[], object]:
         # Every timed question pays for its own embedding, as a new question would.
@@ -79,45 +140,255 @@ def run(paths: Sequence[Path] | None, qa_path: Path, questions: int) -> dict[str
 
         return run
 
-    dense = _timed(
-        [uncached(lambda q=q: engine.retriever.retrieve(q, 5, method="dense")) for q in asked]
+    top_k = _timed(
+        [lambda q=q: small.chunk_vectors.search(encoder.encode([q]), 5) for q in questions]
     )
-    bm25 = _timed([lambda q=q: engine.retriever.retrieve(q, 5, method="bm25") for q in asked])
-    full = _timed([uncached(lambda q=q: engine.ask(q)) for q in asked])
-    rules = _timed([uncached(lambda q=q: engine.ask(q, answerer="rules")) for q in asked])
-    return {
-        "articles": len(index.articles),
-        "chunks": len(index.chunks),
-        "sentences": len(index.sentences),
-        "build_s": build_s,
-        "build_over_encoding_chunks": build_s / encode_s,
-        "index_disk_mb": disk_mb,
-        "ask_p50_ms": statistics.median(full),
-        "ask_p95_ms": percentile(full, 95),
-        "ask_rules_p50_ms": statistics.median(rules),
-        "ask_over_rules": statistics.median(full) / statistics.median(rules),
-        "reader_share_of_ask": 1 - statistics.median(rules) / statistics.median(full),
-        "dense_retrieve_p50_ms": statistics.median(dense),
-        "bm25_retrieve_p50_ms": statistics.median(bm25),
-        "ask_over_dense_retrieve": statistics.median(full) / statistics.median(dense),
-        "model_rss_mb": model_rss - baseline_rss,
-        "engine_rss_mb": _rss_mb() - model_rss,
-        "engine_over_model_memory": (_rss_mb() - model_rss) / max(model_rss - baseline_rss, 1e-9),
-    }
+    rows.append(
+        _row(
+            "embed + FAISS top-5 (no answer step)",
+            top_k,
+            ratio=statistics.median(top_k) / base,
+            against="limit",
+        )
+    )
+    rules = _timed([uncached(lambda q=q: engine.ask(q, answerer="rules")) for q in questions])
+    rows.append(
+        _row(
+            "ask(), rules answerer (no reader)",
+            rules,
+            ratio=statistics.median(rules) / base,
+            against="limit",
+        )
+    )
+    asked = _timed([uncached(lambda q=q: engine.ask(q)) for q in questions])
+    p50_small = statistics.median(asked)
+    rows.append(
+        _row(
+            f"ask(), shipped ({len(small.chunks)} chunks)",
+            asked,
+            ratio=p50_small / base,
+            against="limit",
+            note=f"reader share {1 - statistics.median(rules) / p50_small:.0%};"
+            f" {p50_small / statistics.median(top_k):.1f}x embed + top-5",
+        )
+    )
+
+    collection = load_collection([large])
+    texts_started = time.perf_counter()
+    built = build_index(collection, encoder, Settings().chunking)
+    build_s = time.perf_counter() - texts_started
+    sentence_texts = [built.articles[s.article_id].text[s.start : s.end] for s in built.sentences]
+    started = time.perf_counter()
+    encoder.encode([c.text for c in built.chunks])
+    encoder.encode(sentence_texts)
+    raw_s = time.perf_counter() - started
+    rows.append(
+        Row(
+            f"indexing {len(built.articles)} articles",
+            build_s,
+            None,
+            "s",
+            build_s / raw_s,
+            "raw encode of its chunks and sentences",
+            f"{len(built.chunks)} chunks, {len(built.sentences)} sentences; raw encode {raw_s:.0f} s",
+        )
+    )
+    big = Engine(built, encoder, runtime=runtime)
+    big.ask(questions[0])
+    engine = big
+    asked_big = _timed([uncached(lambda q=q: big.ask(q)) for q in questions])
+    rows.append(
+        _row(
+            f"ask(), large ({len(built.chunks)} chunks)",
+            asked_big,
+            ratio=statistics.median(asked_big) / p50_small,
+            against="ask(), shipped",
+        )
+    )
+    return rows
+
+
+def _get(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rag(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rag", *args]
+
+
+def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -> list[Row]:
+    """Start `rag serve` on 127.0.0.1, time it to ready, then load it with 1 and 8 clients."""
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        _rag("serve", "--index", str(index), "--port", str(port), "--runtime", runtime),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows: list[Row] = []
+    try:
+        while True:
+            if server.poll() is not None or time.perf_counter() - started > READY_SECONDS:
+                raise RuntimeError("the server did not become ready")
+            try:
+                if (
+                    _get(http.client.HTTPConnection("127.0.0.1", port, timeout=5), "/healthz")
+                    == 200
+                ):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        ready_s = time.perf_counter() - started
+        rows.append(
+            Row("rag serve: start to /healthz ready", ready_s, None, "s", note="saved index")
+        )
+        single = None
+        for clients in (1, 8):
+            times, errors = _load(port, questions, clients)
+            rps = len(times) / HTTP_SECONDS
+            row = _row(
+                f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}",
+                times,
+                note=f"{rps:.1f} req/s, {errors} errors",
+            )
+            if clients == 1:
+                single = rps
+                row.ratio, row.against = statistics.median(times) / ask_p50, "ask(), shipped"
+            else:
+                row.ratio, row.against = rps / single, "1 client's req/s"
+            rows.append(row)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return rows
+
+
+def _load(port: int, questions: list[str], clients: int) -> tuple[list[float], int]:
+    times: list[float] = []
+    errors = [0]
+    deadline = time.perf_counter() + HTTP_SECONDS
+
+    def client(offset: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = offset
+        while time.perf_counter() < deadline and n < offset + 10_000:
+            # A new question each time, so that no cache answers it.
+            question = f"{questions[n % len(questions)]} {n}"
+            path = "/ask?" + urllib.parse.urlencode({"q": question})
+            started = time.perf_counter()
+            try:
+                status = _get(connection, path)
+            except OSError:
+                status = 0
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            times.append((time.perf_counter() - started) * 1000)
+            errors[0] += status != 200
+            n += 1
+
+    threads = [threading.Thread(target=client, args=(i * 1000,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HTTP_SECONDS + 60)
+    return times, errors[0]
+
+
+def cold_cli(index: Path, runtime: str, runs: int = 3) -> list[Row]:
+    """`rag ask` from a fresh process on a saved index: wall time and peak memory."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            _rag(
+                "ask", "Who killed Qassem Soleimani?", "--index", str(index), "--runtime", runtime
+            ),
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return [
+        Row(
+            "rag ask, cold process",
+            statistics.median(times) / 1000,
+            max(times) / 1000,
+            "s",
+            note=f"{runs} runs",
+        ),
+        Row(
+            "peak RSS of a child process", rss, None, "MB", note="largest of rag ask and rag serve"
+        ),
+    ]
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table."""
+
+    def shown(value: float | None, unit: str) -> str:
+        if value is None:
+            return ""
+        return f"{value:,.1f} {unit}" if unit != "ms" or value < 1000 else f"{value / 1000:,.2f} s"
+
+    lines = ["| measure | p50 | p95 | ratio | against | note |", "|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        lines.append(
+            f"| {r.measure} | {shown(r.p50, r.unit)} | {shown(r.p95, r.unit)} | {ratio}"
+            f" | {r.against} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def run(questions: int = 60, *, runtime: str = "onnx", http: bool = True) -> list[Row]:
+    """Every measure of the benchmark, in one run.
+
+    Args:
+        questions: How many questions of `eval/qa.jsonl` to time (their text only is used).
+        runtime: `onnx` or `torch`.
+        http: Also start a server and load it.
+
+    Returns:
+        The table's rows.
+    """
+    asked = [q["question"] for q in load_qa(DEFAULT_QA)[:questions]]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        large = large_collection(work)
+        rows = in_process(asked, large, work, runtime)
+        if http:
+            ask_p50 = next(r.p50 for r in rows if r.measure.startswith("ask(), shipped"))
+            rows += over_http(asked, work / "small", ask_p50, runtime)
+        rows += cold_cli(work / "small", runtime)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the benchmark figures."""
-    parser = argparse.ArgumentParser(prog="python -m eval.benchmark", description=__doc__)
-    parser.add_argument("paths", nargs="*", type=Path, help="collection (default: shipped)")
-    parser.add_argument("--qa", type=Path, default=DEFAULT_QA)
-    parser.add_argument("--questions", type=int, default=100)
+    """Print the benchmark table."""
+    parser = argparse.ArgumentParser(prog="rag bench", description=__doc__)
+    parser.add_argument("--questions", type=int, default=60, help="questions to time (default 60)")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument("--no-http", action="store_true", help="skip the server measures")
     args = parser.parse_args(argv)
-    figures = run(args.paths or None, args.qa, args.questions)
-    width = max(map(len, figures)) + 2
-    for name, value in figures.items():
-        shown = f"{value:,.0f}" if name in {"articles", "chunks", "sentences"} else f"{value:,.2f}"
-        print(f"{name:<{width}}{shown:>12}")
+    rows = run(args.questions, runtime=args.runtime, http=not args.no_http)
+    print(f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.runtime}")
+    print(table(rows))
     return 0
 
 

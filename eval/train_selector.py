@@ -50,6 +50,7 @@ MAX_CANDIDATES = 12
 CANDIDATE_CHOICES = (4, 6, 8, 10, 12)
 FALSE_REFUSALS = 0.04  # aim under the 5% bar, on questions the fit has not seen
 FOLDS = 3
+REMOVED_SHARE = 0.33
 SPAN_SOURCES = ("patterns", "reader", "both")
 
 
@@ -57,11 +58,13 @@ SPAN_SOURCES = ("patterns", "reader", "both")
 class Example:
     """One held-out question with its candidates, their labels and the reader's readings."""
 
+    engine: Engine
     query: Query
     article: str
     answers: list[str]
     scored: list[Scored]
     labels: list[int]
+    removed: bool = False  # unanswerable because its answer sentences were taken out
     first: np.ndarray | None = None
     read: list[int] | None = None
     readings: list | None = None
@@ -91,8 +94,17 @@ def _fit(rows: list[dict], labels: list[int], features: Sequence[str], **kwargs)
     )
 
 
-def collect(engine: Engine, qas: list[dict], titles: dict[str, str]) -> list[Example]:
-    """Retrieve and featurise every question's candidates, labelled by the gold answers."""
+def collect(
+    engine: Engine, qas: list[dict], article_of: dict[str, str], *, removed: bool = False
+) -> list[Example]:
+    """Retrieve and featurise every question's candidates, labelled by the gold answers.
+
+    Args:
+        engine: The engine over the collection the questions are asked of.
+        qas: Q&A records (`eval.squad.convert`).
+        article_of: Each question id's source article, which groups the folds.
+        removed: Whether these questions lost their answer sentences.
+    """
     examples = []
     for qa in qas:
         query = analyse(qa["question"])
@@ -105,8 +117,8 @@ def collect(engine: Engine, qas: list[dict], titles: dict[str, str]) -> list[Exa
             int(bool(qa["answers"]) and contains_answer(_text(engine, s), qa["answers"]))
             for s in scored
         ]
-        article = titles.get(qa["articles"][0], "") if qa["articles"] else ""
-        examples.append(Example(query, article, qa["answers"], scored, labels))
+        article = article_of[qa["id"]]
+        examples.append(Example(engine, query, article, qa["answers"], scored, labels, removed))
     return examples
 
 
@@ -114,14 +126,14 @@ def _text(engine: Engine, s: Scored) -> str:
     return engine.index.articles[s.article_id].text[s.start : s.end]
 
 
-def read_candidates(engine: Engine, examples: list[Example], first: Logistic) -> None:
+def read_candidates(examples: list[Example], first: Logistic) -> None:
     """Rank each question's candidates with the first model and read the best of them."""
     for n, ex in enumerate(examples):
         ex.first = first.probabilities([s.features() for s in ex.scored])
         ex.read = list(np.argsort(-ex.first, kind="stable")[:MAX_CANDIDATES])
         chosen = [ex.scored[i] for i in ex.read]
         ex.readings = read_sentences(
-            chosen, ex.query.text, engine.reader, engine.index, engine.table
+            chosen, ex.query.text, ex.engine.reader, ex.engine.index, ex.engine.table
         )
         if n % 200 == 0:
             print(f"  read {n}/{len(examples)} questions", flush=True)
@@ -160,7 +172,6 @@ def cross_validated(examples: list[Example], candidates: int) -> list[np.ndarray
 
 
 def outcomes(
-    engine: Engine,
     examples: list[Example],
     ranked: list[list[Scored]],
     *,
@@ -172,12 +183,13 @@ def outcomes(
     """Answer hit@1, refusal of unanswerable questions and false refusals of ranked lists
     (`refuse`: questions a refusal model turns down whatever their sentences)."""
     hits = refused = false = answerable = unanswerable = 0
+    removed = [0, 0]  # refused, asked: questions whose answer sentences were taken out
     f1 = []
     for n, (ex, candidates) in enumerate(zip(examples, ranked, strict=True)):
         reply = select(
             candidates,
-            engine.index,
-            engine.table,
+            ex.engine.index,
+            ex.engine.table,
             threshold=threshold,
             kind=ex.query.kind,
             event=ex.query.event,
@@ -197,9 +209,13 @@ def outcomes(
         else:
             unanswerable += 1
             refused += not reply.answered
+            if ex.removed:
+                removed[0] += not reply.answered
+                removed[1] += 1
     return {
         "answer_hit@1": round(hits / max(answerable, 1), 4),
         "abstention_recall": round(refused / max(unanswerable, 1), 4),
+        "refused_answers_removed": round(removed[0] / max(removed[1], 1), 4),
         "false_refusal_rate": round(false / max(answerable, 1), 4),
         "span_f1": round(float(np.mean(f1)) if f1 else 0.0, 4),
     }
@@ -212,7 +228,7 @@ def threshold_for(best: Sequence[float], share: float = FALSE_REFUSALS) -> float
 
 
 def threshold_with_rules(
-    engine: Engine, examples: list[Example], ranked: list[list[Scored]], *, rules: bool
+    examples: list[Example], ranked: list[list[Scored]], *, rules: bool
 ) -> float:
     """The highest threshold at which at most `FALSE_REFUSALS` of answerable questions are
     refused, counting those the hand checks refuse whatever the threshold."""
@@ -222,8 +238,8 @@ def threshold_with_rules(
             continue
         reply = select(
             candidates,
-            engine.index,
-            engine.table,
+            ex.engine.index,
+            ex.engine.table,
             threshold=-1.0,
             kind=ex.query.kind,
             event=ex.query.event,
@@ -238,7 +254,7 @@ def threshold_with_rules(
 
 
 def fit_refusal(
-    engine: Engine, examples: list[Example], ranked: list[list[Scored]], *, rules: bool
+    examples: list[Example], ranked: list[list[Scored]], *, rules: bool
 ) -> tuple[Logistic, float, dict[str, float]]:
     """A model of whether a question is answered at all, from its ranked candidates.
 
@@ -258,7 +274,6 @@ def fit_refusal(
         predicted[test] = model.probabilities([rows[i] for i in test])
     threshold = threshold_for([p for p, y in zip(predicted, labels, strict=True) if y])
     figures = outcomes(
-        engine,
         examples,
         ranked,
         threshold=-1.0,
@@ -278,12 +293,12 @@ def _ranked(examples, probabilities, candidates: int, spans: str) -> list[list[S
     ]
 
 
-def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
+def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
     """Make every choice on cross-validated predictions, then fit on all held-out questions."""
     rows = [s.features() for ex in examples for s in ex.scored]
     labels = [y for ex in examples for y in ex.labels]
     first = _fit(rows, labels, CHEAP_FEATURES)
-    read_candidates(engine, examples, first)
+    read_candidates(examples, first)
     answerable = [ex for ex in examples if ex.answers]
     recall = {
         n: round(
@@ -300,7 +315,7 @@ def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, An
         ranked = _ranked(examples, cv[n], n, "patterns")
         best = [r[0].score for ex, r in zip(examples, ranked, strict=True) if ex.answers and r]
         figures = outcomes(
-            engine, examples, ranked, threshold=threshold_for(best), rules=False, calibrated=True
+            examples, ranked, threshold=threshold_for(best), rules=False, calibrated=True
         )
         report["by_candidates"][n] = figures
         print(f"  read {n}: {figures}", flush=True)
@@ -310,11 +325,9 @@ def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, An
     for spans in SPAN_SOURCES:
         for rules in (False, True):
             ranked = _ranked(examples, cv[best_n], best_n, spans)
-            threshold = threshold_with_rules(engine, examples, ranked, rules=rules)
+            threshold = threshold_with_rules(examples, ranked, rules=rules)
             choices[(spans, rules)] = (
-                outcomes(
-                    engine, examples, ranked, threshold=threshold, rules=rules, calibrated=True
-                ),
+                outcomes(examples, ranked, threshold=threshold, rules=rules, calibrated=True),
                 threshold,
             )
             print(f"  spans={spans} rules={rules}: {choices[(spans, rules)][0]}", flush=True)
@@ -329,18 +342,18 @@ def fit(engine: Engine, examples: list[Example]) -> tuple[Selector, dict[str, An
     threshold = choices[(spans, rules)][1]
     by_rules = [sorted(ex.scored, key=lambda s: -s.score) for ex in examples]
     report["rules"] = outcomes(
-        engine, examples, by_rules, threshold=RULES_THRESHOLD, rules=True, calibrated=False
+        examples, by_rules, threshold=RULES_THRESHOLD, rules=True, calibrated=False
     )
     cosine = [rank_by_cosine(ex.scored) for ex in examples]
     cosine_threshold = threshold_for(
         [r[0].score for ex, r in zip(examples, cosine, strict=True) if ex.answers]
     )
     report["cosine"] = outcomes(
-        engine, examples, cosine, threshold=cosine_threshold, rules=False, calibrated=False
+        examples, cosine, threshold=cosine_threshold, rules=False, calibrated=False
     )
     plain = choices[(spans, rules)][0]
     refusal, refusal_threshold, with_refusal = fit_refusal(
-        engine, examples, _ranked(examples, cv[best_n], best_n, spans), rules=rules
+        examples, _ranked(examples, cv[best_n], best_n, spans), rules=rules
     )
     print(f"  refusal model: {with_refusal}", flush=True)
     report["refusal_model"] = with_refusal
@@ -387,37 +400,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reader", type=Path, default=None, help="reader folder (default: shipped)"
     )
+    parser.add_argument(
+        "--removed-share",
+        type=float,
+        default=REMOVED_SHARE,
+        help="share of paragraphs whose answer sentences are removed in a second copy of the"
+        " articles, whose questions become unanswerable (0: native SQuAD 2.0 ones only)",
+    )
     args = parser.parse_args(argv)
     _, held = split_articles(read_squad(SQUAD_TRAIN), read_squad(SQUAD_DEV))
     articles, qas = convert({"data": held})
+    article_of = {qa["id"]: qa["articles"][0] for qa in qas}
+    shortened, removed = convert(
+        {"data": held}, unanswerable_share=args.removed_share, seed=args.seed
+    )
+    # Only the questions whose answer sentences are gone: the rest are already in `qas`.
+    removed = [qa for qa in removed if not qa["answers"] and not qa["articles"]]
     if args.limit:
-        qas = random.Random(args.seed).sample(qas, min(args.limit, len(qas)))
-    titles = {a["title"]: a["title"] for a in articles}
+        rng = random.Random(args.seed)
+        qas = rng.sample(qas, min(args.limit, len(qas)))
+        removed = rng.sample(removed, min(args.limit // 4, len(removed)))
+    from embeddings import load_encoder
+    from embeddings.reader import load_reader
+
+    encoder = load_encoder()
+    reader = load_reader(str(args.reader) if args.reader else None)
+    examples = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "held-out.jsonl"
-        write_jsonl(path, articles)
-        settings = Settings(collection=(path,), index_dir=Path(tmp) / "index", answerer="rules")
-        from embeddings import load_encoder
-
-        encoder = load_encoder()
-        index, _ = open_index(settings, encoder)
-        from embeddings.reader import load_reader
-
-        reader = load_reader(str(args.reader) if args.reader else None)
-        engine = Engine(index, encoder, answerer="rules", reader=reader)
-        examples = collect(engine, qas, titles)
-        print(
-            f"{len(articles)} held-out articles, {len(examples)} questions"
-            f" ({sum(not ex.answers for ex in examples)} unanswerable),"
-            f" {sum(len(ex.scored) for ex in examples)} candidate sentences",
-            flush=True,
-        )
-        selector, report = fit(engine, examples)
+        for name, collection, questions in (
+            ("held-out", articles, qas),
+            ("answers-removed", shortened, removed),
+        ):
+            if not questions:
+                continue
+            path = Path(tmp) / f"{name}.jsonl"
+            write_jsonl(path, collection)
+            settings = Settings(collection=(path,), index_dir=Path(tmp) / name, answerer="rules")
+            index, _ = open_index(settings, encoder)
+            engine = Engine(index, encoder, answerer="rules", reader=reader)
+            found = collect(engine, questions, article_of, removed=name == "answers-removed")
+            print(
+                f"{name}: {len(collection)} articles, {len(found)} questions"
+                f" ({sum(not ex.answers for ex in found)} unanswerable),"
+                f" {sum(len(ex.scored) for ex in found)} candidate sentences",
+                flush=True,
+            )
+            examples += found
+        selector, report = fit(examples)
     about = {
-        "fitted_on": "squad2/dev-half-v2.0.json, last 6 articles (never seen by the reader)",
+        "fitted_on": "squad2/dev-half-v2.0.json, last 6 articles (never seen by the reader),"
+        f" and a copy with the answer sentences of {args.removed_share:.0%} of paragraphs removed",
         "articles": [a["title"] for a in articles],
         "questions": len(examples),
         "unanswerable": sum(not ex.answers for ex in examples),
+        "answers_removed": sum(ex.removed for ex in examples),
         "false_refusals_aimed_at": FALSE_REFUSALS,
         **report,
     }

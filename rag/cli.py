@@ -15,7 +15,7 @@ from rag.ingest import DEFAULT_COLLECTION
 from rag.questions import MAX_TOP_K
 from rag.retrieval import METHODS
 from rag.serialize import source_numbers
-from rag.settings import ANSWERERS, INDEX_ENV, Settings
+from rag.settings import ANSWERERS, INDEX_ENV, RUNTIMES, Settings
 from rag.types import Answer
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -33,6 +33,7 @@ def _settings(args: argparse.Namespace, *, rebuild: str = "auto") -> Settings:
         retriever=r if (r := getattr(args, "retriever", None)) in METHODS else "hybrid",
         answerer=a if (a := getattr(args, "answerer", None)) in ANSWERERS else "reader",
         rebuild=rebuild,
+        runtime=getattr(args, "runtime", None) or "onnx",
     )
 
 
@@ -90,7 +91,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.engine import open_index
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
-    index, warnings = open_index(settings, load_encoder(settings.model))
+    index, warnings = open_index(settings, load_encoder(settings.model, runtime=settings.runtime))
     m = index.manifest
     print(
         f"Index in {settings.index_path}: {m['collection']['articles']} articles,"
@@ -125,6 +126,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from eval.benchmark import main as bench
+
+    return bench(
+        ["--questions", str(args.questions), "--runtime", args.runtime]
+        + (["--no-http"] if args.no_http else [])
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import serve
 
@@ -154,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--chunk-tokens", type=int, default=ChunkSettings.max_tokens, help=argparse.SUPPRESS
+        )
+        p.add_argument(
+            "--runtime",
+            choices=RUNTIMES,
+            default="onnx",
+            help="where the models run: onnx (ONNX Runtime, the default) or torch",
         )
 
     p = sub.add_parser("index", help="build or refresh the index of a collection")
@@ -214,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     common(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="time the model, ask(), indexing, HTTP and start-up")
+    p.add_argument("--questions", type=int, default=60, help="questions to time (default 60)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="onnx")
+    p.add_argument("--no-http", action="store_true", help="skip the server measures")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -100,8 +100,10 @@ class Engine:
         answerer: str = "reader",
         reader=None,
         selector: Selector | None = None,
+        runtime: str = "onnx",
     ) -> None:
         _check_answerer(answerer)
+        self.runtime = runtime
         self.index = index
         self.encoder = encoder
         self.method = method
@@ -118,7 +120,7 @@ class Engine:
         if self._reader is None:
             from embeddings.reader import load_reader
 
-            self._reader = load_reader()
+            self._reader = load_reader(backend=self.runtime)
         return self._reader
 
     @property
@@ -142,13 +144,14 @@ class Engine:
         if encoder is None:
             from embeddings import load_encoder
 
-            encoder = load_encoder(settings.model)
+            encoder = load_encoder(settings.model, runtime=settings.runtime)
         index, _ = open_index(settings, encoder)
         engine = cls(
             index,
             encoder,
             method=settings.retriever,
             answerer=settings.answerer,  # type: ignore[arg-type]
+            runtime=settings.runtime,
         )
         if settings.answerer == "reader":
             engine.reader, engine.selector  # noqa: B018 - fail now, not at the first question

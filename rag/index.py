@@ -96,12 +96,11 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
                 sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
     articles = {a.id: a for a in collection.articles}
     log.info("embedding %d sentences", len(sentences))
-    sentence_vectors = encoder.encode(
+    # One pass of the model gives each sentence its vector and its word-piece vectors.
+    sentence_vectors, pieces = encoder.encode_with_tokens(
         [articles[s.article_id].text[s.start : s.end] for s in sentences]
     )
-    token_vectors, token_offsets = content_token_matrix(
-        encoder, [articles[s.article_id].text[s.start : s.end] for s in sentences]
-    )
+    token_vectors, token_offsets = content_token_matrix(pieces, int(encoder.dimension))
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -147,20 +146,21 @@ def content_tokens(pieces: list[str], vectors: np.ndarray) -> np.ndarray:
     return vectors[keep] if keep else vectors
 
 
-def content_token_matrix(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Encode texts into one stacked matrix of content word-piece vectors.
+def content_token_matrix(
+    pieces: list[tuple[list[str], np.ndarray]], dimension: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack texts' content word-piece vectors into one matrix.
 
     Args:
-        encoder: The embedding model.
-        texts: The texts (sentences).
+        pieces: Per text (sentence), its word pieces and their vectors.
+        dimension: The vectors' width.
 
     Returns:
         (float16 matrix of all kept rows, offsets where each text's rows start, plus the end).
     """
-    matrices = [content_tokens(p, v) for p, v in encoder.encode_tokens(texts)]
+    matrices = [content_tokens(p, v) for p, v in pieces]
     offsets = np.zeros(len(matrices) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(m) for m in matrices])
-    dimension = int(encoder.dimension)
     stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
     return stacked.astype(np.float16), offsets
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import json
 import logging
@@ -123,8 +124,41 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
+def parse_date(value: object) -> dt.date | None:
+    """Read a publication date as feeds and exports write it.
+
+    ISO 8601 (`2022-11-09`, with or without a time), RFC 2822 (`Wed, 09 Nov 2022 10:00:00
+    +0000`) and common written forms (`2022/11/09`, `Nov 9, 2022`, `9 November 2022`) are
+    read; a slashed date with the day or month first (`09/11/2022`) is read month first.
+
+    Args:
+        value: The date as found in a record.
+
+    Returns:
+        The date, or None when it cannot be read as one.
+    """
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(text).date()
+    except (TypeError, ValueError, IndexError):
+        pass
+    from dateutil import parser
+
+    try:
+        return parser.parse(text, fuzzy=False).date()
+    except (ValueError, OverflowError, parser.ParserError):
+        return None
+
+
 def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
     articles = []
+    unread_dates: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -144,14 +178,9 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
         if not isinstance(body, str) or not body.strip():
             warnings.append(f"{where}: skipped, no 'text'")
             continue
-        date = None
-        if record.get("date"):
-            try:
-                date = dt.date.fromisoformat(str(record["date"])[:10])
-            except ValueError:
-                warnings.append(
-                    f"{where}: date {record['date']!r} is not ISO (YYYY-MM-DD), left out"
-                )
+        date = parse_date(record["date"]) if record.get("date") else None
+        if record.get("date") and date is None:
+            unread_dates.append(f"{number} ({record['date']!r})")
         author = str(record["author"]).strip() if record.get("author") else None
         # The record's author and date become a byline line after the body, as in a feed
         # export, so that questions about them are answered by quoting it.
@@ -170,6 +199,13 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
                 url=record.get("url") or None,
                 byline=byline or None,
             )
+        )
+    if unread_dates:
+        # One line for the file, not one per record: a whole export often shares one format.
+        shown = ", ".join(unread_dates[:3]) + (", ..." if len(unread_dates) > 3 else "")
+        warnings.append(
+            f"{source}: {len(unread_dates)} dates could not be read and were left out, on"
+            f" lines {shown}; write them as YYYY-MM-DD"
         )
     return articles
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 import bm25s
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from rag.index import Index, content_tokens
 from rag.text import terms
@@ -31,7 +33,10 @@ class Lexicon:
         self._bm25.index([t or [""] for t in tokenized], show_progress=False)
         self.document_frequency = Counter(term for t in tokenized for term in set(t))
         self.vocabulary = set(self.document_frequency)
-        self._sorted = sorted(self.vocabulary)
+        # Close spellings share their first letter: candidates are looked up by it.
+        self._by_letter: dict[str, list[str]] = {}
+        for word in sorted(self.vocabulary):
+            self._by_letter.setdefault(word[:1], []).append(word)
         self.documents = len(texts)
 
     def idf(self, term: str) -> float:
@@ -50,14 +55,15 @@ class Lexicon:
         if term in self.vocabulary or len(term) < 5 or term.isdigit():
             return (term,) if term in self.vocabulary else ()
         limit = 2 if len(term) >= 8 else 1
-        close = [
-            (distance, word)
-            for word in self._sorted
-            if word[:1] == term[:1] and abs(len(word) - len(term)) <= limit
-            for distance in [_edits(term, word, limit)]
-            if distance <= limit
-        ]
-        return tuple(word for _, word in sorted(close)[:2])
+        found = process.extract(
+            term,
+            self._by_letter.get(term[:1], []),
+            scorer=OSA.distance,
+            score_cutoff=limit,
+            limit=None,
+        )
+        close = sorted((int(distance), word) for word, distance, _ in found)
+        return tuple(word for _, word in close[:2])
 
     def query_terms(self, question: str) -> list[str]:
         """The question's terms as they are spelled in the collection."""
@@ -140,23 +146,6 @@ class Retriever:
             Passage(chunks[i], self.index.articles[chunks[i].article_id], float(scores[i]), rank)
             for rank, i in enumerate(order, start=1)
         ]
-
-
-def _edits(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein distance of two words, or `limit + 1` once it exceeds `limit`."""
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]
 
 
 def _rrf(score_lists: list[np.ndarray]) -> np.ndarray:

@@ -36,6 +36,9 @@ class FakeEncoder:
             out.append((words, self.encode(words) if words else np.zeros((0, self.dimension))))
         return out
 
+    def encode_with_tokens(self, texts, *, batch_size: int = 64):
+        return self.encode(texts), self.encode_tokens(texts)
+
     def encode_query(self, text: str):
         ((words, vectors),) = self.encode_tokens([text])
         return self.encode([text])[0], words, vectors

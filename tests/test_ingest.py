@@ -151,3 +151,32 @@ def test_fingerprint_follows_content(tmp_path):
     first = load_collection([path]).fingerprint
     path.write_text("Title\n\nBody two.", encoding="utf-8")
     assert load_collection([path]).fingerprint != first
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2022-11-09",
+        "2022-11-09T10:00:00Z",
+        "2022/11/09",
+        "Nov 9, 2022",
+        "9 November 2022",
+        "Wed, 09 Nov 2022 10:00:00 +0000",
+    ],
+)
+def test_common_date_formats_are_read(written):
+    from rag.ingest import parse_date
+
+    assert parse_date(written) == dt.date(2022, 11, 9)
+
+
+def test_unreadable_dates_are_left_out_with_one_warning_per_file(tmp_path):
+    records = [{"title": f"T{n}", "text": "Body.", "date": "soon"} for n in range(5)]
+    records.append({"title": "Dated", "text": "Body.", "date": "2022/11/09"})
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    collection = load_collection([path])
+    assert {a.title: a.date for a in collection.articles}["Dated"] == dt.date(2022, 11, 9)
+    assert all(a.date is None for a in collection.articles if a.title != "Dated")
+    (warning,) = collection.warnings
+    assert "5 dates could not be read" in warning and "'soon'" in warning

