@@ -24,6 +24,7 @@ from rag.index import (
     Index,
     SentenceTable,
     build_index,
+    build_lock,
     load_index,
     read_manifest,
     save_index,
@@ -62,30 +63,43 @@ def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
     """
     directory = settings.index_path
     collection = load_collection(settings.collection)
-    reasons: list[str] = []
+    reasons = ["a rebuild was asked for"]
     if settings.rebuild != "always":
-        try:
-            _, manifest = read_manifest(directory)
-            reasons = stale_reasons(manifest, collection, encoder.name, settings.chunking)
-        except IndexMissingError:
-            if settings.rebuild == "never":
-                raise
-            reasons = [f"no index in {directory} yet"]
-        except IndexStaleError as e:
-            if settings.rebuild == "never":
-                raise
-            reasons = [str(e)]
-        if reasons and settings.rebuild == "never":
-            raise IndexStaleError(
-                f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
-                f" rag index --index {directory}"
-            )
+        reasons = _reasons_to_build(settings, collection, encoder.name)
         if not reasons:
             return load_index(directory), list(collection.warnings)
-    log.info("building the index in %s (%s)", directory, "; ".join(reasons) or "rebuild asked")
-    index = build_index(collection, encoder, settings.chunking)
-    save_index(index, directory)
+    with build_lock(directory):
+        # Another process may have built it while this one waited for the lock.
+        if settings.rebuild != "always" and not _reasons_to_build(
+            settings, collection, encoder.name
+        ):
+            return load_index(directory), list(collection.warnings)
+        log.info("building the index in %s (%s)", directory, "; ".join(reasons))
+        index = build_index(collection, encoder, settings.chunking)
+        save_index(index, directory)
     return index, list(collection.warnings)
+
+
+def _reasons_to_build(settings: Settings, collection, model: str) -> list[str]:
+    # Why the saved index cannot serve this collection; raises with `rebuild="never"`.
+    directory = settings.index_path
+    try:
+        _, manifest = read_manifest(directory)
+        reasons = stale_reasons(manifest, collection, model, settings.chunking)
+    except IndexMissingError:
+        if settings.rebuild == "never":
+            raise
+        return [f"no index in {directory} yet"]
+    except IndexStaleError as e:
+        if settings.rebuild == "never":
+            raise
+        return [str(e)]
+    if reasons and settings.rebuild == "never":
+        raise IndexStaleError(
+            f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
+            f" rag index --index {directory}"
+        )
+    return reasons
 
 
 class Engine:

@@ -27,3 +27,7 @@ class IndexStaleError(IndexProblemError):
 
 class IndexCorruptError(IndexProblemError):
     """An index file is truncated, altered or unreadable."""
+
+
+class IndexBusyError(IndexProblemError):
+    """Another process holds the index directory's build lock for too long."""

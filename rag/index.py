@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -10,6 +12,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import faiss
 import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
-from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from rag.errors import IndexBusyError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
 from rag.spans import place_names
 from rag.text import STOPWORDS
@@ -28,6 +31,7 @@ FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 FILES = ("store.json", "chunks.faiss", "sentences.npy", "tokens.npy", "token_offsets.npy")
 FLAT_LIMIT = 100_000
+LOCK_WAIT_SECONDS = 900.0
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +193,45 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def build_lock(directory: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold the index directory's build lock, so that two indexers never write at once.
+
+    The lock is the operating system's (`flock`) on `DIR/.lock`: it is released when its
+    holder exits, even when killed.
+
+    Args:
+        directory: The index directory; created if missing.
+        wait_seconds: How long to wait for another holder before giving up.
+
+    Raises:
+        IndexBusyError: Another process held the lock all that time.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+") as handle:
+        deadline = time.monotonic() + wait_seconds
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"Another process has been building the index in {directory} for"
+                        f" over {wait_seconds:.0f} s. Wait for it to finish, or stop it, then"
+                        " try again."
+                    ) from None
+                if not waiting:
+                    log.warning("another process is building the index in %s; waiting", directory)
+                    waiting = True
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_index(index: Index, directory: Path) -> Path:

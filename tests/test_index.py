@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import faiss
 import pytest
@@ -131,3 +132,42 @@ def test_changed_chunking_is_detected(tmp_path, fake_encoder):
     other = dataclasses.replace(settings, chunking=ChunkSettings(max_tokens=128), rebuild="never")
     with pytest.raises(IndexStaleError, match="chunking"):
         open_index(other, fake_encoder)
+
+
+def test_a_second_indexer_waits_then_refuses_and_a_killed_one_frees_the_lock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from rag.errors import IndexBusyError
+    from rag.index import build_lock
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from rag.index import build_lock\n"
+            f"with build_lock(Path({str(tmp_path)!r})):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(IndexBusyError, match="Another process has been building"),
+            build_lock(tmp_path, wait_seconds=0.5),
+        ):
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        with build_lock(tmp_path, wait_seconds=5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -32,6 +32,7 @@ from rag.errors import QuestionError
 from rag.serialize import answer_to_dict, article_to_dict
 from rag.settings import Settings
 from rag.types import Answer, Article
+from web.limits import MAX_BODY_BYTES, BodyLimit
 from web.schemas import (
     AnswerOut,
     ArticleOut,
@@ -465,6 +466,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         )
 
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 

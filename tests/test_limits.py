@@ -1,0 +1,75 @@
+"""The request body limit answers 413 before a large body is read whole."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from web.limits import BodyLimit
+
+
+def _app(limit: int) -> tuple[FastAPI, list[int]]:
+    app = FastAPI()
+    read: list[int] = []
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        body = await request.body()
+        read.append(len(body))
+        return {"bytes": len(body)}
+
+    app.add_middleware(BodyLimit, max_bytes=limit)
+    return app, read
+
+
+def test_a_body_within_the_limit_passes():
+    app, read = _app(100)
+    response = TestClient(app).post("/echo", content=b"x" * 100)
+    assert response.status_code == 200 and response.json() == {"bytes": 100}
+    assert read == [100]
+
+
+def test_a_declared_large_body_is_refused_unread():
+    app, read = _app(100)
+    response = TestClient(app).post("/echo", content=b"x" * 101)
+    assert response.status_code == 413
+    assert "over" in response.json()["detail"]
+    assert read == []
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit():
+    app, read = _app(1000)
+    sent = []
+
+    def chunks():
+        for _ in range(1000):  # 1 MB in 1 KB pieces, with no Content-Length
+            sent.append(1)
+            yield b"y" * 1024
+
+    response = TestClient(app).post("/echo", content=chunks())
+    assert response.status_code == 413
+    assert read == []
+
+
+def test_a_bad_content_length_is_a_400():
+    app, read = _app(100)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"abc", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "headers": [(b"content-length", b"lots")],
+    }
+    asyncio.run(BodyLimit(app, max_bytes=100)(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert b"Content-Length" in sent[1]["body"]
+    assert read == []

@@ -1,0 +1,78 @@
+"""A request body size limit, enforced before the body is read whole."""
+
+from __future__ import annotations
+
+import json
+
+# A question is at most 1,000 characters; 64 KiB leaves room for any valid request.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `max_bytes` gets 413, checked on its declared length and
+    again as it streams in, so a chunked upload is cut off at the limit, not buffered."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(send, 400, "The Content-Length header is not a number.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, 413, self._too_large())
+                return
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, 413, self._too_large())
+
+    def _too_large(self) -> str:
+        return (
+            f"The request body is over {self.max_bytes // 1024} KiB. Send the question alone"
+            " (at most 1,000 characters) with its options."
+        )
+
+    @staticmethod
+    async def _refuse(send, status: int, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
