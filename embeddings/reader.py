@@ -247,7 +247,9 @@ class Reader:
     def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.backend == "onnx":
-            return tuple(self._session.run(None, inputs))
+            from embeddings.onnx import run_session
+
+            return tuple(run_session(self._session, inputs))
         torch = _torch()
         with torch.inference_mode():
             outputs = self._model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
