@@ -29,7 +29,7 @@ from eval.metrics import percentile
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 LARGE_CHUNKS = 2000
-CHARS_PER_CHUNK = 820  # roughly, at 256 word pieces a chunk with one sentence of overlap
+CHARS_PER_CHUNK = 1100  # a little over what a chunk of 256 word pieces holds, with overlap
 HTTP_SECONDS = 10.0
 READY_SECONDS = 300.0
 

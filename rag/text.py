@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -335,7 +336,13 @@ def term_groups(text: str, *, keep_stopwords: bool = False) -> list[list[str]]:
     Returns:
         One non-empty list of terms per word, in text order.
     """
-    groups: list[list[str]] = []
+    return [list(group) for group in _term_groups(text, keep_stopwords)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _term_groups(text: str, keep_stopwords: bool) -> tuple[tuple[str, ...], ...]:
+    # Cached: the same candidate sentences come back question after question.
+    groups: list[tuple[str, ...]] = []
     for word, _, _ in words(text):
         parts = [p for p in fold(word).split("-") if p]
         found = ["".join(parts)] if len(parts) > 1 else []
@@ -345,8 +352,8 @@ def term_groups(text: str, *, keep_stopwords: bool = False) -> list[list[str]]:
         ]
         found = [stem(_IRREGULAR.get(t, t)) for t in found]
         if found:
-            groups.append(found)
-    return groups
+            groups.append(tuple(found))
+    return tuple(groups)
 
 
 def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
@@ -359,4 +366,4 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
     Returns:
         Terms in text order.
     """
-    return [t for group in term_groups(text, keep_stopwords=keep_stopwords) for t in group]
+    return [t for group in _term_groups(text, keep_stopwords) for t in group]
