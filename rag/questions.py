@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from rag.errors import QuestionError
@@ -80,7 +81,8 @@ def check_question(question: str) -> str:
         The question with its surrounding whitespace removed.
 
     Raises:
-        QuestionError: Empty, over the length limit, or with no word to search for.
+        QuestionError: Empty, over the length limit, with a control character, or with no
+            word to search for.
     """
     question = question.strip() if isinstance(question, str) else ""
     if not question:
@@ -89,6 +91,14 @@ def check_question(question: str) -> str:
         raise QuestionError(
             f"The question is {len(question)} characters long; the limit is"
             f" {MAX_QUESTION_CHARS}. Ask something shorter."
+        )
+    control = next(
+        (c for c in question if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None
+    )
+    if control is not None:
+        raise QuestionError(
+            f"The question holds a control character (U+{ord(control):04X}), which no text"
+            " has: remove it and ask again."
         )
     found = words(question)
     if not found:

@@ -366,3 +366,28 @@ def test_dates_out_of_order_are_a_422_naming_both(client):
 def test_blank_question_message_says_it_is_empty(client):
     response = client.post("/ask", json={"question": "   "})
     assert response.status_code == 422 and "empty" in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "words"),
+    [
+        (b'{"question": "Who\\u0000 shot him?"}', "application/json", 422, "question"),
+        (b'{"question": "Who shot \xff\xfe him?"}', "application/json", 400, "UTF-8"),
+        (b'{"question": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400, "JSON"),
+        (b'{"question": "' + b"why " * 25_000 + b'"}', "application/json", 413, "KiB"),
+        (b'{"question": "Who shot him?", "top_k": 1000000000}', "application/json", 422, "top_k"),
+        (b'{"question": "Who shot him?", "top_k": -3}', "application/json", 422, "top_k"),
+        (b"question=Who", "application/x-www-form-urlencoded", 422, ""),
+    ],
+)
+def test_hostile_bodies_get_a_4xx_with_a_message(client, body, content_type, status, words):
+    response = client.post("/ask", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert detail and words in str(detail)
+
+
+def test_a_long_question_in_the_query_string_gets_a_422(client):
+    response = client.get("/ask", params={"q": "why " * 1_500})
+    assert response.status_code == 422
+    assert "1000" in str(response.json()["detail"])

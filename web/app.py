@@ -487,6 +487,9 @@ def _wants_error_page(request: Request) -> bool:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words for a body it could not decode; say what to send instead.
+        exc = StarletteHTTPException(400, UNREADABLE_BODY)
     if not _wants_error_page(request):
         return await http_exception_handler(request, exc)
     detail = exc.detail if isinstance(exc.detail, str) else _message(exc.detail)
@@ -506,9 +509,17 @@ router = APIRouter()
 BUSY: dict[int | str, dict[str, Any]] = {
     503: {"description": "The index is still loading, or could not be opened."}
 }
+BODY: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON text in UTF-8."},
+    413: {"description": f"The body is over {MAX_BODY_BYTES // 1024} KiB."},
+}
+UNREADABLE_BODY = (
+    'The request body is not JSON text in UTF-8. Send {"question": "..."} with the header'
+    " Content-Type: application/json."
+)
 
 
-@router.post("/ask", response_model=AnswerOut, responses=BUSY, tags=["answers"])
+@router.post("/ask", response_model=AnswerOut, responses=BUSY | BODY, tags=["answers"])
 def ask_post(body: AskRequest, state: Ready) -> AnswerOut:
     """Answer a question with quoted, cited sentences, or say the articles do not answer."""
     return _answer(state, body.question, body, ["body", "question"])
