@@ -8,6 +8,7 @@ than the raw times. Every loop is bounded in count and in time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,9 +205,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             against="ask(), shipped",
         )
     )
-    rows.append(
-        Row("peak memory of this process", _peak_mb(), None, "MB", note="large index built")
-    )
+    rows.append(Row("peak memory of this process", peak_mb(), None, "MB", note="large index built"))
     return rows
 
 
@@ -227,26 +226,36 @@ def _rag(*args: str) -> list[str]:
     return [sys.executable, "-m", "rag", *args]
 
 
-def _peak_mb(pid: int | str = "self") -> float:
-    # The process's own high-water mark (VmHWM). `getrusage` would count the memory of the
-    # parent a child was forked from.
+def peak_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """A process's peak (`VmHWM`) or current (`VmRSS`) resident memory, in MB, from /proc.
+
+    `getrusage` would count the memory of the parent a child was forked from.
+    """
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
 _REPORT_PEAK = (
     "import atexit, sys\n"
-    "from eval.benchmark import _peak_mb\n"
-    "atexit.register(lambda: print(f'PEAK {_peak_mb():.1f}', file=sys.stderr))\n"
+    "from eval.benchmark import peak_mb\n"
+    "atexit.register(lambda: print(f'PEAK {peak_mb():.1f}', file=sys.stderr))\n"
     "from rag.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
 
-def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -> list[Row]:
-    """Start `rag serve` on 127.0.0.1, time it to ready, then load it with 1 and 8 clients."""
+@contextlib.contextmanager
+def serving(index: Path, runtime: str = "onnx") -> Iterator[tuple[subprocess.Popen, int, float]]:
+    """Run `rag serve` on 127.0.0.1 and a free port until the block ends.
+
+    Yields:
+        (the server process, its port, seconds from start to `/healthz` ready).
+
+    Raises:
+        RuntimeError: The server exited or was not ready within `READY_SECONDS`.
+    """
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
@@ -256,27 +265,37 @@ def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    rows: list[Row] = []
     try:
         while True:
             if server.poll() is not None or time.perf_counter() - started > READY_SECONDS:
-                raise RuntimeError("the server did not become ready")
+                raise RuntimeError(f"the server did not become ready (exit {server.poll()})")
             try:
-                if (
-                    _get(http.client.HTTPConnection("127.0.0.1", port, timeout=5), "/healthz")
-                    == 200
-                ):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                if _get(connection, "/healthz") == 200:
                     break
             except OSError:
                 pass
             time.sleep(0.05)
-        ready_s = time.perf_counter() - started
+        yield server, port, time.perf_counter() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=20)
+
+
+def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -> list[Row]:
+    """Start `rag serve` on 127.0.0.1, time it to ready, then load it with 1 and 8 clients."""
+    rows: list[Row] = []
+    with serving(index, runtime) as (server, port, ready_s):
         rows.append(
             Row("rag serve: start to /healthz ready", ready_s, None, "s", note="saved index")
         )
         single = None
         for clients in (1, 8):
-            times, errors = _load(port, questions, clients)
+            times, errors = load(port, questions, clients)
             rps = len(times) / HTTP_SECONDS
             row = _row(
                 f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}",
@@ -289,20 +308,21 @@ def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -
             else:
                 row.ratio, row.against = rps / single, "1 client's req/s"
             rows.append(row)
-        rows.append(Row("rag serve, peak memory after the load", _peak_mb(server.pid), None, "MB"))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        rows.append(Row("rag serve, peak memory after the load", peak_mb(server.pid), None, "MB"))
     return rows
 
 
-def _load(port: int, questions: list[str], clients: int) -> tuple[list[float], int]:
+def load(
+    port: int, questions: list[str], clients: int, seconds: float = HTTP_SECONDS
+) -> tuple[list[float], int]:
+    """Ask a server on 127.0.0.1 questions from `clients` threads for `seconds`.
+
+    Returns:
+        (each request's milliseconds, how many failed or were not 200).
+    """
     times: list[float] = []
     errors = [0]
-    deadline = time.perf_counter() + HTTP_SECONDS
+    deadline = time.perf_counter() + seconds
 
     def client(offset: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -325,7 +345,7 @@ def _load(port: int, questions: list[str], clients: int) -> tuple[list[float], i
     for t in threads:
         t.start()
     for t in threads:
-        t.join(HTTP_SECONDS + 60)
+        t.join(seconds + 60)
     return times, errors[0]
 
 
