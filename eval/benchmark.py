@@ -247,8 +247,15 @@ _REPORT_PEAK = (
 
 
 @contextlib.contextmanager
-def serving(index: Path, runtime: str = "onnx") -> Iterator[tuple[subprocess.Popen, int, float]]:
+def serving(
+    index: Path, runtime: str = "onnx", paths: Sequence[Path] = ()
+) -> Iterator[tuple[subprocess.Popen, int, float]]:
     """Run `rag serve` on 127.0.0.1 and a free port until the block ends.
+
+    Args:
+        index: The index directory.
+        runtime: `onnx` or `torch`.
+        paths: The collection (default: the shipped one).
 
     Yields:
         (the server process, its port, seconds from start to `/healthz` ready).
@@ -260,7 +267,8 @@ def serving(index: Path, runtime: str = "onnx") -> Iterator[tuple[subprocess.Pop
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
     server = subprocess.Popen(
-        _rag("serve", "--index", str(index), "--port", str(port), "--runtime", runtime),
+        _rag("serve", *map(str, paths), "--index", str(index), "--port", str(port))
+        + ["--runtime", runtime],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

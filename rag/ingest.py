@@ -7,6 +7,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from rag.text import slugify, squash
 from rag.types import Article, Section
 
 PARSER_VERSION = 3
+MAX_FILE_BYTES = 32 * 2**20
 SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"}
 DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
 
@@ -246,6 +248,13 @@ def read_file(path: Path, warnings: list[str]) -> list[Article]:
         The articles in the file.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            warnings.append(
+                f"{path}: skipped, {size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB"
+                " a file may hold; split it into smaller files"
+            )
+            return []
         data = path.read_bytes()
     except OSError as e:
         warnings.append(f"{path}: skipped, cannot be read ({e.strerror or e})")
@@ -278,11 +287,15 @@ def read_file(path: Path, warnings: list[str]) -> list[Article]:
     return articles
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path], warnings: list[str] | None = None) -> list[Path]:
     """Turn files and folders into the sorted list of collection files.
 
+    Folders are searched recursively, following symbolic links to other folders; a link back
+    to a folder already searched (a loop) is skipped with a warning.
+
     Args:
-        paths: Files or folders; folders are searched recursively for known suffixes.
+        paths: Files or folders; folders are searched for known suffixes.
+        warnings: Where to add what was skipped and why.
 
     Returns:
         The files to read.
@@ -290,17 +303,31 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     Raises:
         CollectionError: A path does not exist.
     """
+    warnings = warnings if warnings is not None else []
     files: list[Path] = []
     for given in paths:
         path = Path(given)
         if not path.exists():
             raise CollectionError(f"No such file or folder: {path}")
-        if path.is_dir():
-            files += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-            )
-        else:
+        if not path.is_dir():
             files.append(path)
+            continue
+        visited: set[tuple[int, int]] = set()
+        found: list[Path] = []
+        for folder, names, filenames in os.walk(path, followlinks=True):
+            stat = os.stat(folder)
+            if (stat.st_dev, stat.st_ino) in visited:
+                warnings.append(f"{folder}: skipped, a link back to a folder already read")
+                names.clear()
+                continue
+            visited.add((stat.st_dev, stat.st_ino))
+            names.sort()
+            found += [
+                Path(folder) / name
+                for name in filenames
+                if Path(name).suffix.lower() in SUFFIXES and (Path(folder) / name).is_file()
+            ]
+        files += sorted(found)
     return files
 
 
@@ -324,8 +351,8 @@ def load_collection(paths: Sequence[str | Path] | None = None) -> Collection:
     Raises:
         CollectionError: A path is missing, nothing could be read, or two articles share an id.
     """
-    files = expand_paths(paths or [DEFAULT_COLLECTION])
     warnings: list[str] = []
+    files = expand_paths(paths or [DEFAULT_COLLECTION], warnings)
     articles: list[Article] = []
     seen: dict[str, Article] = {}
     for path in files:

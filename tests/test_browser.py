@@ -194,3 +194,53 @@ def test_api_docs_render_offline(server, browser):
     page.wait_for_selector("text=/ask", timeout=20_000)
     assert "Unable to render" not in page.content()
     page.close()
+
+
+HOSTILE = {
+    "id": "hostile",
+    "title": "Rockets <script>window.pwned = 'title'</script> hit the base",
+    "author": "<img src=x onerror=\"window.pwned = 'author'\">",
+    "date": "2020-03-11",
+    "text": (
+        "Militiamen fired rockets at the Taji base on Wednesday night, killing two soldiers."
+        " <img src=x onerror=\"window.pwned = 'img'\"> A statement read"
+        " <script>window.pwned = 'script'</script> and linked"
+        " <a href=\"javascript:window.pwned = 'link'\">to a page</a>.\n\n"
+        "The base houses <b onmouseover=\"window.pwned = 'hover'\">coalition troops</b>."
+    ),
+}
+
+
+def test_hostile_article_text_is_inert_in_every_page(browser, tmp_path):
+    from eval.benchmark import serving
+
+    collection = tmp_path / "hostile.jsonl"
+    collection.write_text(json.dumps(HOSTILE) + "\n", encoding="utf-8")
+    with serving(tmp_path / "index", paths=[collection]) as (_, port, _):
+        base = f"http://127.0.0.1:{port}"
+        context = browser.new_context()
+        page = context.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        pages = [
+            f"{base}/?q=Who+fired+rockets+at+the+Taji+base%3F",
+            f"{base}/articles/hostile",
+            f"{base}/articles/hostile?hl=0-80#quote",
+            f"{base}/articles",
+        ]
+        for url in pages:
+            response = page.goto(url)
+            assert response.status == 200, url
+            csp = response.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert response.headers["x-content-type-options"] == "nosniff"
+            for link in page.locator("a").all():
+                assert not (link.get_attribute("href") or "").startswith("javascript:")
+            page.mouse.move(10, 10)
+            page.locator("body").hover()
+            assert page.evaluate("window.pwned === undefined"), url
+        page.goto(f"{base}/articles/hostile")
+        expect(page.get_by_role("heading", level=1)).to_contain_text("<script>")
+        expect(page.locator("body")).to_contain_text("onerror=")
+        assert not dialogs
+        context.close()

@@ -180,3 +180,29 @@ def test_unreadable_dates_are_left_out_with_one_warning_per_file(tmp_path):
     assert all(a.date is None for a in collection.articles if a.title != "Dated")
     (warning,) = collection.warnings
     assert "5 dates could not be read" in warning and "'soon'" in warning
+
+
+def test_hostile_files_are_skipped_and_named_and_the_rest_is_read(tmp_path):
+    from rag.ingest import MAX_FILE_BYTES
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Good title\n\nGood body.", encoding="utf-8")
+    with open(folder / "huge.txt", "wb") as f:  # sparse: no 50 MB written to disk
+        f.write(b"Huge title\n\n")
+        f.truncate(50 * 2**20)
+    (folder / "binary.txt").write_bytes(b"\x7fELF\x00\x01\x02" * 100)
+    (folder / "mixed.txt").write_bytes("Title\n\nCafé ".encode() + "café".encode("latin-1"))
+    (folder / "long.txt").write_text("Long line\n\n" + "word " * 200_000, encoding="utf-8")
+    (folder / "nested").mkdir()
+    (folder / "nested" / "loop").symlink_to(folder, target_is_directory=True)
+    collection = load_collection([folder])
+    titles = sorted(a.title for a in collection.articles)
+    assert titles == ["Good title", "Long line"]
+    warnings = "\n".join(collection.warnings)
+    assert f"huge.txt: skipped, 50 MB is over the {MAX_FILE_BYTES // 2**20} MB" in warnings
+    assert "binary.txt: skipped, binary file" in warnings
+    assert "mixed.txt: skipped, not UTF-8" in warnings
+    assert "loop: skipped, a link back to a folder already read" in warnings
+    long = next(a for a in collection.articles if a.title == "Long line")
+    assert len(long.text) == 999_999  # the line, less its trailing space
