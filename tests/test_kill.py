@@ -61,9 +61,7 @@ def test_three_killed_builds_leave_an_index_that_answers_as_before(engine, index
 
 
 @pytest.mark.slow
-def test_twenty_killed_builds_leave_an_index_that_answers_the_eval_set(
-    engine, index_dir, tmp_path
-):
+def test_twenty_killed_builds_leave_an_index_that_answers_the_eval_set(engine, index_dir, tmp_path):
     questions = [q["question"] for q in load_qa(DEFAULT_QA)]
     finished = _kill_builds(engine, index_dir, tmp_path, 20, questions, seed=2)
     assert finished < 10
