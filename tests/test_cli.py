@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+from rag.settings import Settings
 from tests.conftest import ROOT
 
 
@@ -41,3 +44,15 @@ def test_passage_count_out_of_range_is_refused():
     for value in ("0", "-3", "51", "many"):
         result = run("ask", "-k", value, "Who shot Hisham al-Hashimi?")
         assert result.returncode == 2 and "from 1 to 50" in result.stderr
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_serve_says_when_it_listens_beyond_this_machine(monkeypatch, capsys, host, warned):
+    import web.app
+
+    monkeypatch.setattr(web.app.uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(web.app, "create_app", lambda settings: None)
+    web.app.serve(Settings(), host=host, port=8123)
+    out = capsys.readouterr().out
+    assert "Serving on http://" in out
+    assert ("not only on this machine" in out) is warned

@@ -34,3 +34,30 @@ def test_32_clients_for_a_minute_get_no_error_and_memory_stays_bounded(engine, i
     assert errors == 0
     assert len(times) >= SECONDS  # at least one answer a second got through
     assert after - before <= MAX_GROWTH_MB
+
+
+def test_a_200_mb_body_is_refused_with_413_and_not_held_in_memory(engine, index_dir):
+    import http.client
+
+    block = b"x" * 2**20
+    with serving(index_dir) as (server, port, _):
+        before = peak_mb(server.pid, "VmRSS")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.putrequest("POST", "/ask")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Transfer-Encoding", "chunked")  # no length to refuse it by
+        connection.endheaders()
+        sent = 0
+        try:
+            for _ in range(200):
+                connection.send(b"%x\r\n%s\r\n" % (len(block), block))
+                sent += 1
+            connection.send(b"0\r\n\r\n")
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection once the limit was passed
+        response = connection.getresponse()
+        assert response.status == 413
+        assert b"KiB" in response.read()
+        after = peak_mb(server.pid, "VmRSS")
+    print(f"sent {sent} MB before the server closed; RSS {before:.0f} -> {after:.0f} MB")
+    assert after - before < 32  # far under the 200 MB sent: the body was never held

@@ -650,4 +650,11 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> N
     _log_progress()
     shown = "localhost" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     print(f"Serving on http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops.", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"Listening on {host}, not only on this machine: anyone who can reach it on port"
+            f" {port} can ask questions and read the articles. Use --host 127.0.0.1 to keep"
+            " it local.",
+            flush=True,
+        )
     uvicorn.run(create_app(settings), host=host, port=port)

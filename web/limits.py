@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 # A question is at most 1,000 characters; 64 KiB leaves room for any valid request.
 MAX_BODY_BYTES = 64 * 1024
 
 
-class _TooLarge(Exception):
+class _TooLarge(HTTPException):
+    # An HTTP error, so that a route reading the body turns it into the 413 response.
     pass
 
 
@@ -41,7 +44,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(413, self._too_large())
             return message
 
         async def tracked_send(message) -> None:
