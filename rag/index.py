@@ -368,6 +368,18 @@ def load_index(directory: Path) -> Index:
         or token_offsets[-1] != len(token_vectors)
     ):
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
+    dimension = manifest.get("dimension")
+    widths = {
+        "chunks.faiss": chunk_vectors.d,
+        "sentences.npy": sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else -1,
+        "tokens.npy": token_vectors.shape[1] if token_vectors.ndim == 2 else -1,
+    }
+    for name, width in widths.items():
+        if width != dimension:
+            raise IndexCorruptError(
+                f"Index file {generation / name} holds vectors of {width} dimensions, but the"
+                f" manifest says {dimension}; {_fix(directory)}"
+            )
     return Index(
         manifest,
         articles,

@@ -99,6 +99,36 @@ def test_truncated_file_gives_a_clear_error(saved, name):
     assert str(path) in str(error.value) and "rag index --index" in str(error.value)
 
 
+def test_a_zeroed_file_gives_a_clear_error(saved):
+    directory, _ = saved
+    path = next(directory.glob("gen-*")) / "tokens.npy"
+    path.write_bytes(bytes(path.stat().st_size))
+    with pytest.raises(IndexCorruptError, match="tokens.npy is altered"):
+        load_index(directory)
+
+
+def test_vectors_of_another_width_are_named(saved):
+    import hashlib
+    import json
+
+    import numpy as np
+
+    directory, _ = saved
+    generation = next(directory.glob("gen-*"))
+    path = generation / "sentences.npy"
+    vectors = np.load(path)
+    np.save(path, np.zeros((len(vectors), 8), dtype=np.float32))
+    manifest_path = generation / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["sentences.npy"] = {
+        "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="sentences.npy holds vectors of 8 dimensions"):
+        load_index(directory)
+
+
 def test_a_crash_while_saving_leaves_the_old_index(saved, fake_encoder, monkeypatch):
     directory, index = saved
 
