@@ -32,6 +32,7 @@ CURRENT = "CURRENT"
 FILES = ("store.json", "chunks.faiss", "sentences.npy", "tokens.npy", "token_offsets.npy")
 FLAT_LIMIT = 100_000
 LOCK_WAIT_SECONDS = 900.0
+SENTENCE_BLOCK = 2048
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,17 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
                 sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
     articles = {a.id: a for a in collection.articles}
     log.info("embedding %d sentences", len(sentences))
-    # One pass of the model gives each sentence its vector and its word-piece vectors.
-    sentence_vectors, pieces = encoder.encode_with_tokens(
-        [articles[s.article_id].text[s.start : s.end] for s in sentences]
-    )
-    token_vectors, token_offsets = content_token_matrix(pieces, int(encoder.dimension))
+    # One pass of the model gives each sentence its vector and its word-piece vectors; in
+    # blocks, so that only one block's full-precision piece vectors are held at a time.
+    texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    blocks, matrices = [], []
+    for first in range(0, len(texts), SENTENCE_BLOCK):
+        vectors, pieces = encoder.encode_with_tokens(texts[first : first + SENTENCE_BLOCK])
+        blocks.append(vectors)
+        matrices += [content_tokens(p, v).astype(np.float16) for p, v in pieces]
+    dimension = int(encoder.dimension)
+    sentence_vectors = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+    token_vectors, token_offsets = content_token_matrix(matrices, dimension)
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -151,18 +158,17 @@ def content_tokens(pieces: list[str], vectors: np.ndarray) -> np.ndarray:
 
 
 def content_token_matrix(
-    pieces: list[tuple[list[str], np.ndarray]], dimension: int
+    matrices: list[np.ndarray], dimension: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stack texts' content word-piece vectors into one matrix.
+    """Stack texts' content word-piece vectors (see `content_tokens`) into one matrix.
 
     Args:
-        pieces: Per text (sentence), its word pieces and their vectors.
+        matrices: Per text (sentence), its content word-piece vectors.
         dimension: The vectors' width.
 
     Returns:
-        (float16 matrix of all kept rows, offsets where each text's rows start, plus the end).
+        (float16 matrix of all rows, offsets where each text's rows start, plus the end).
     """
-    matrices = [content_tokens(p, v) for p, v in pieces]
     offsets = np.zeros(len(matrices) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(m) for m in matrices])
     stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
