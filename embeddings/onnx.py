@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import DEFAULT_MODEL, PROGRESS_MIN_TEXTS, ModelLoadError, _model_path
-from embeddings.reader import CONFIG_FILE, READER_DIR
+from embeddings.reader import CONFIG_FILE, READER_DIR, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ def export_dir(model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) -> Pat
     """The folder of the export of these weights (its name is a digest of their sources)."""
     key = json.dumps(_source(model, reader_dir), sort_keys=True)
     return models_dir() / hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) -> None:
@@ -143,7 +135,7 @@ def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = RE
                 f"The ONNX export of {name} differs from torch by {worst:.2e} (> {TOLERANCE})."
             )
         os.replace(partial, directory / name)
-        files[name] = {"sha256": _sha256(directory / name), "max_difference": worst}
+        files[name] = {"sha256": sha256_of(directory / name), "max_difference": worst}
     manifest = {
         "source": _source(model, reader_dir),
         "files": files,
@@ -216,7 +208,7 @@ def _session(path: Path, threads: int | None = None):
 
 @functools.lru_cache(maxsize=8)
 def _digest_of(path: Path, size: int, modified_ns: int) -> str:
-    return _sha256(path)
+    return sha256_of(path)
 
 
 def _digest(path: Path) -> str:
