@@ -15,13 +15,14 @@ from pathlib import Path
 
 from rag.errors import CollectionError
 from rag.feed import RawArticle, looks_like_feed, parse_feed
+from rag.pages import FEED_SUFFIXES, HTML_SUFFIXES, read_feed, read_html
 from rag.sentences import split_sentences
 from rag.text import slugify, squash
 from rag.types import Article, Section
 
 PARSER_VERSION = 3
 MAX_FILE_BYTES = 32 * 2**20
-SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"}
+SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"} | HTML_SUFFIXES | FEED_SUFFIXES
 DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,15 @@ def read_file(path: Path, warnings: list[str]) -> list[Article]:
     if b"\x00" in data[:8192]:
         warnings.append(f"{path}: skipped, binary file")
         return []
+    suffix = path.suffix.lower()
+    if suffix in FEED_SUFFIXES | HTML_SUFFIXES:
+        # Pages and feeds declare their own encoding; their libraries read it.
+        before = len(warnings)
+        read = read_feed if suffix in FEED_SUFFIXES else read_html
+        articles = read(data, str(path), warnings)
+        if not articles and len(warnings) == before:
+            warnings.append(f"{path}: skipped, no article found in it")
+        return articles
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -270,7 +280,6 @@ def read_file(path: Path, warnings: list[str]) -> list[Article]:
     if not text.strip():
         warnings.append(f"{path}: skipped, empty file")
         return []
-    suffix = path.suffix.lower()
     if suffix in {".jsonl", ".ndjson"}:
         articles = _from_jsonl(text, str(path), warnings)
     elif suffix in {".md", ".markdown"}:
