@@ -156,3 +156,13 @@ def test_a_page_added_to_the_shipped_articles_is_answered_without_boilerplate(
     )
     for phrase in BOILERPLATE:
         assert phrase.lower() not in quoted.lower(), phrase
+
+
+def test_four_page_layouts_keep_the_whole_story_and_no_boilerplate():
+    from eval.compare_extractors import _trafilatura, score
+
+    assert score(_trafilatura) == {
+        "body sentences kept": 1.0,
+        "boilerplate phrases leaked": 0,
+        "metadata found (title, author, date)": 1.0,
+    }
