@@ -93,9 +93,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
     index, warnings = open_index(settings, load_encoder(settings.model, runtime=settings.runtime))
     m = index.manifest
+    embedded = m.get("embedded")
     print(
         f"Index in {settings.index_path}: {m['collection']['articles']} articles,"
-        f" {m['chunks']} chunks, {m['sentences']} sentences ({m['model']}, built {m['created_at']})"
+        f" {m['chunks']} chunks, {m['sentences']} sentences ({m['model']}, built {m['created_at']}"
+        + (
+            f" in {m['build_seconds']:.1f} s, embedding {embedded['chunks']} chunks and"
+            f" {embedded['sentences']} sentences; the rest kept from the index it replaced"
+            if embedded
+            else ""
+        )
+        + ")"
         + (
             f"; {len(warnings)} files or records skipped (see the warnings above)"
             if warnings

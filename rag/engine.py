@@ -19,8 +19,9 @@ from rag.answering import (
     score_sentences,
     select,
 )
-from rag.errors import IndexMissingError, IndexStaleError
+from rag.errors import IndexMissingError, IndexProblemError, IndexStaleError
 from rag.index import (
+    EmbeddingCache,
     Index,
     SentenceTable,
     build_index,
@@ -75,9 +76,27 @@ def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
         ):
             return load_index(directory), list(collection.warnings)
         log.info("building the index in %s (%s)", directory, "; ".join(reasons))
-        index = build_index(collection, encoder, settings.chunking)
+        index = build_index(
+            collection,
+            encoder,
+            settings.chunking,
+            cache=None if settings.rebuild == "always" else _previous_vectors(directory, encoder),
+        )
         save_index(index, directory)
     return index, list(collection.warnings)
+
+
+def _previous_vectors(directory, encoder) -> EmbeddingCache | None:
+    # The vectors of the index being replaced, when made by the same model: only new or
+    # changed text goes through the model again.
+    try:
+        previous = load_index(directory)
+    except IndexProblemError:
+        return None
+    manifest = previous.manifest
+    if manifest.get("model") != encoder.name or manifest.get("dimension") != encoder.dimension:
+        return None
+    return EmbeddingCache.from_index(previous)
 
 
 def _reasons_to_build(settings: Settings, collection, model: str) -> list[str]:

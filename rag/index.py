@@ -78,21 +78,72 @@ def _faiss_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Index:
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class EmbeddingCache:
+    """Vectors of texts embedded before, by the SHA-256 of the text: a rebuild embeds only
+    what is new or changed."""
+
+    chunks: dict[str, np.ndarray]
+    sentences: dict[str, tuple[np.ndarray, np.ndarray]]  # vector, content-token rows
+
+    @classmethod
+    def from_index(cls, index: Index) -> EmbeddingCache:
+        """The vectors of a saved index, by text."""
+        ids = np.arange(index.chunk_vectors.ntotal, dtype=np.int64)
+        chunk_vectors = index.chunk_vectors.reconstruct_batch(ids) if len(ids) else []
+        chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
+        sentences = {
+            _key(index.sentence_text(ref)): (index.sentence_vectors[n], index.sentence_tokens(n))
+            for n, ref in enumerate(index.sentences)
+        }
+        return cls(chunks, sentences)
+
+
+def build_index(
+    collection: Collection,
+    encoder,
+    settings: ChunkSettings,
+    *,
+    cache: EmbeddingCache | None = None,
+) -> Index:
     """Chunk and embed a collection.
 
     Args:
         collection: The articles.
         encoder: The embedding model (see `embeddings.Encoder`).
         settings: Chunking settings.
+        cache: Vectors from an earlier build with the same model; only texts it lacks are
+            embedded.
 
     Returns:
-        The index, not yet saved.
+        The index, not yet saved; its manifest's `embedded` says how many chunks and
+        sentences went through the model.
     """
     started = time.perf_counter()
+    cache = cache or EmbeddingCache({}, {})
+    dimension = int(encoder.dimension)
     chunks = chunk_articles(collection.articles, encoder.count_tokens, settings)
-    log.info("embedding %d chunks of %d articles", len(chunks), len(collection.articles))
-    chunk_vectors = encoder.encode([c.text for c in chunks])
+    chunk_keys = [_key(c.text) for c in chunks]
+    new_chunks = list(
+        {
+            k: c.text for k, c in zip(chunk_keys, chunks, strict=True) if k not in cache.chunks
+        }.items()
+    )
+    log.info(
+        "embedding %d of %d chunks of %d articles",
+        len(new_chunks),
+        len(chunks),
+        len(collection.articles),
+    )
+    fresh = encoder.encode([text for _, text in new_chunks]) if new_chunks else []
+    known = {**cache.chunks, **{k: v for (k, _), v in zip(new_chunks, fresh, strict=True)}}
+    chunk_vectors = np.array([known[k] for k in chunk_keys], dtype=np.float32).reshape(
+        len(chunks), dimension
+    )
     sentences, seen = [], set()
     for chunk in chunks:
         for start, end in chunk.sentences:
@@ -100,18 +151,24 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
                 seen.add((chunk.article_id, start))
                 sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
     articles = {a.id: a for a in collection.articles}
-    log.info("embedding %d sentences", len(sentences))
+    texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    keys = [_key(t) for t in texts]
+    new_sentences = list(
+        {k: t for k, t in zip(keys, texts, strict=True) if k not in cache.sentences}.items()
+    )
+    log.info("embedding %d of %d sentences", len(new_sentences), len(sentences))
     # One pass of the model gives each sentence its vector and its word-piece vectors; in
     # blocks, so that only one block's full-precision piece vectors are held at a time.
-    texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
-    blocks, matrices = [], []
-    for first in range(0, len(texts), SENTENCE_BLOCK):
-        vectors, pieces = encoder.encode_with_tokens(texts[first : first + SENTENCE_BLOCK])
-        blocks.append(vectors)
-        matrices += [content_tokens(p, v).astype(np.float16) for p, v in pieces]
-    dimension = int(encoder.dimension)
-    sentence_vectors = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
-    token_vectors, token_offsets = content_token_matrix(matrices, dimension)
+    found = dict(cache.sentences)
+    for first in range(0, len(new_sentences), SENTENCE_BLOCK):
+        block = new_sentences[first : first + SENTENCE_BLOCK]
+        vectors, pieces = encoder.encode_with_tokens([text for _, text in block])
+        for (key, _), vector, (p, v) in zip(block, vectors, pieces, strict=True):
+            found[key] = (vector, content_tokens(p, v).astype(np.float16))
+    sentence_vectors = np.array([found[k][0] for k in keys], dtype=np.float32).reshape(
+        len(sentences), dimension
+    )
+    token_vectors, token_offsets = content_token_matrix([found[k][1] for k in keys], dimension)
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -126,6 +183,7 @@ def build_index(collection: Collection, encoder, settings: ChunkSettings) -> Ind
         "sentences": len(sentences),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
+        "embedded": {"chunks": len(new_chunks), "sentences": len(new_sentences)},
     }
     return Index(
         manifest,

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
 
 from rag.chunking import ChunkSettings, chunk_articles
@@ -201,3 +202,52 @@ def test_a_second_indexer_waits_then_refuses_and_a_killed_one_frees_the_lock(tmp
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_a_rebuild_embeds_only_new_text_and_equals_a_full_build(tmp_path, fake_encoder):
+    from tests.conftest import FakeEncoder
+
+    class Counting(FakeEncoder):
+        """Records every text the index asks it to embed."""
+
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def encode(self, texts, *, batch_size: int = 64):
+            self.texts += list(texts)
+            return FakeEncoder().encode(texts)
+
+        def encode_with_tokens(self, texts, *, batch_size: int = 64):
+            self.texts += list(texts)
+            return FakeEncoder().encode_with_tokens(texts)
+
+    source = tmp_path / "articles.txt"
+    source.write_text(DEFAULT_COLLECTION.read_text(encoding="utf-8"), encoding="utf-8")
+    added = tmp_path / "added.txt"
+    settings = Settings(collection=(source, added), index_dir=tmp_path / "idx")
+    added.write_text("Old news\n\nNothing happened on Monday.", encoding="utf-8")
+    open_index(settings, Counting())
+    added.write_text(
+        "Drone strike near Baghdad\n\nA drone strike killed a militia commander near Baghdad"
+        " airport on Tuesday. The militia vowed revenge.",
+        encoding="utf-8",
+    )
+    counting = Counting()
+    incremental, _ = open_index(settings, counting)
+    assert counting.texts and all(
+        "drone strike" in t.lower() or "militia" in t.lower() for t in counting.texts
+    )
+    assert incremental.manifest["embedded"]["chunks"] == 1
+    assert not any("Nothing happened" in t for t in (c.text for c in incremental.chunks))
+    full = build_index(load_collection([source, added]), fake_encoder, ChunkSettings())
+    assert incremental.chunks == full.chunks and incremental.sentences == full.sentences
+    assert np.array_equal(incremental.sentence_vectors, full.sentence_vectors)
+    assert np.array_equal(incremental.token_vectors, full.token_vectors)
+    assert np.array_equal(incremental.token_offsets, full.token_offsets)
+    for question in ("Who vowed revenge?", "Who shot Hisham al-Hashimi?"):
+        a = [
+            (p.chunk.id, p.score)
+            for p in Retriever(incremental, fake_encoder).retrieve(question, 5)
+        ]
+        b = [(p.chunk.id, p.score) for p in Retriever(full, fake_encoder).retrieve(question, 5)]
+        assert a == b
