@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -187,9 +188,16 @@ def _export(module, bert, inputs, path: Path, outputs: Sequence[str]) -> None:
     optimized.save_model_to_file(str(path))
 
 
+# At most one model run per core at a time: more gain nothing on a CPU, and every run in
+# flight holds its own buffers, so a server under many clients would grow with their number.
+_RUNS = threading.BoundedSemaphore(max(os.cpu_count() or 1, 1))
+
+
 def run_session(session, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a session on the model inputs it takes (a fused graph may drop one)."""
-    return session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})
+    inputs = {i.name: batch[i.name] for i in session.get_inputs()}
+    with _RUNS:
+        return session.run(None, inputs)
 
 
 def _session(path: Path, threads: int | None = None):
