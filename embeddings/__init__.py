@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from embeddings.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
-
-RUNTIMES = ("onnx", "torch")
+from embeddings.reader import RUNTIMES
 
 __all__ = ["DEFAULT_MODEL", "RUNTIMES", "Encoder", "ModelLoadError", "load_encoder"]
 

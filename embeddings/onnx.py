@@ -19,6 +19,7 @@ import numpy as np
 
 from embeddings.encoder import DEFAULT_MODEL, PROGRESS_MIN_TEXTS, ModelLoadError, _model_path
 from embeddings.reader import CONFIG_FILE, READER_DIR, sha256_of
+from embeddings.tokens import batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -273,36 +274,6 @@ def ensure_export(*, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) 
     return directory
 
 
-def _tokenizer(base: str, max_tokens: int | None):
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
-    tokenizer.no_padding()
-    if max_tokens:
-        tokenizer.enable_truncation(max_tokens, strategy="longest_first")
-    else:
-        tokenizer.no_truncation()
-    return tokenizer
-
-
-def batch_arrays(encodings) -> dict[str, np.ndarray]:
-    """Pad tokenizer encodings into the model's int64 inputs, plus offsets (batch, tokens, 2)."""
-    width = max(len(e.ids) for e in encodings)
-    out = {
-        name: np.zeros((len(encodings), width), dtype=np.int64)
-        for name in ("input_ids", "attention_mask", "token_type_ids")
-    }
-    offsets = np.zeros((len(encodings), width, 2), dtype=np.int64)
-    for row, e in enumerate(encodings):
-        n = len(e.ids)
-        out["input_ids"][row, :n] = e.ids
-        out["attention_mask"][row, :n] = 1
-        out["token_type_ids"][row, :n] = e.type_ids
-        offsets[row, :n] = e.offsets
-    out["offset_mapping"] = offsets
-    return out
-
-
 class OnnxEncoder:
     """all-MiniLM-L6-v2 (mean pooling, unit length) in ONNX Runtime, with its own tokenizer."""
 
@@ -311,8 +282,8 @@ class OnnxEncoder:
         self.name = name
         self.max_tokens = int(config.get("max_seq_length", 256))
         self._session = _session(path, threads)
-        self._tokenizer = _tokenizer(base, self.max_tokens)
-        self._counter = _tokenizer(base, None)
+        self._tokenizer = load_tokenizer(base, self.max_tokens)
+        self._counter = load_tokenizer(base, None)
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
 
     def _states(self, texts: Sequence[str], batch_size: int):

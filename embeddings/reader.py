@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import ModelLoadError, _model_path
+from embeddings.tokens import batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ CONFIG_FILE = "reader.json"
 FROZEN_LAYERS = 3
 MAX_TOKENS = 160
 RETRAIN = "python -m eval.train_reader"
+RUNTIMES = ("onnx", "torch")  # where the models run: ONNX Runtime, or torch
 
 
 class ReaderLoadError(ModelLoadError):
@@ -100,6 +102,11 @@ def trainable_names(model) -> list[str]:
     return [name for name, _ in model.named_parameters() if name.startswith(keep + top)]
 
 
+def second_segments(sentences: Sequence[str], contexts: Sequence[str]) -> list[str]:
+    """Each candidate sentence, then `[SEP]` and the sentence before it when there is one."""
+    return [s if not c else f"{s} [SEP] {c}" for s, c in zip(sentences, contexts, strict=True)]
+
+
 def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], contexts):
     """Tokenise (question, sentence + the sentence before it) pairs the way the reader reads them.
 
@@ -115,10 +122,9 @@ def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], 
     Returns:
         The tokenizer's batch, with offsets mapping into the candidate sentence.
     """
-    seconds = [s if not c else f"{s} [SEP] {c}" for s, c in zip(sentences, contexts, strict=True)]
     return tokenizer(
         list(questions),
-        seconds,
+        second_segments(sentences, contexts),
         truncation="longest_first",
         max_length=MAX_TOKENS,
         padding=True,
@@ -153,8 +159,8 @@ class Reader:
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        if backend not in ("onnx", "torch"):
-            raise ValueError(f"backend must be 'onnx' or 'torch', not {backend!r}")
+        if backend not in RUNTIMES:
+            raise ValueError(f"backend must be one of {', '.join(RUNTIMES)}, not {backend!r}")
         weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
         for path in (weights, config):
             if not path.is_file():
@@ -185,11 +191,7 @@ class Reader:
                 f" {config}, or load it with backend='torch'."
             )
         base = _model_path(self.config.get("base", "all-MiniLM-L6-v2"))
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
+        self._tokenizer = load_tokenizer(base, MAX_TOKENS)
         self._sep = self._tokenizer.token_to_id("[SEP]")
         self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
         if backend == "onnx":
@@ -234,12 +236,8 @@ class Reader:
         self, questions: Sequence[str], sentences: Sequence[str], contexts: Sequence[str] | None
     ) -> dict[str, np.ndarray]:
         """Pairs as the reader reads them (see `encode_pairs`), as padded int64 arrays."""
-        from embeddings.onnx import batch_arrays
-
         contexts = list(contexts) if contexts is not None else [""] * len(sentences)
-        seconds = [
-            s if not c else f"{s} [SEP] {c}" for s, c in zip(sentences, contexts, strict=True)
-        ]
+        seconds = second_segments(sentences, contexts)
         return batch_arrays(
             self._tokenizer.encode_batch(list(zip(questions, seconds, strict=True)))
         )

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from embeddings import RUNTIMES
 from eval.harness import DEFAULT_QA, load_qa
 from eval.metrics import percentile
 
@@ -55,6 +56,17 @@ def _timed(calls: Sequence[Callable[[], object]]) -> list[float]:
         call()
         times.append((time.perf_counter() - started) * 1000)
     return times
+
+
+def _asked(engine, questions: Sequence[str], **options) -> list[float]:
+    """Milliseconds of `engine.ask` per question, each paying for its own embedding as a new
+    question would."""
+
+    def ask(question: str) -> object:
+        engine.retriever._encode_question.cache_clear()
+        return engine.ask(question, **options)
+
+    return _timed([lambda q=q: ask(q) for q in questions])
 
 
 def _row(measure: str, times: list[float], **kwargs) -> Row:
@@ -132,14 +144,6 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     engine = Engine(small, encoder, runtime=runtime)
     engine.ask(questions[0])
 
-    def uncached(call: Callable[[], object]) -> Callable[[], object]:
-        # Every timed question pays for its own embedding, as a new question would.
-        def run() -> object:
-            engine.retriever._encode_question.cache_clear()
-            return call()
-
-        return run
-
     top_k = _timed(
         [lambda q=q: small.chunk_vectors.search(encoder.encode([q]), 5) for q in questions]
     )
@@ -151,7 +155,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             against="limit",
         )
     )
-    rules = _timed([uncached(lambda q=q: engine.ask(q, answerer="rules")) for q in questions])
+    rules = _asked(engine, questions, answerer="rules")
     rows.append(
         _row(
             "ask(), rules answerer (no reader)",
@@ -160,7 +164,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             against="limit",
         )
     )
-    asked = _timed([uncached(lambda q=q: engine.ask(q)) for q in questions])
+    asked = _asked(engine, questions)
     p50_small = statistics.median(asked)
     rows.append(
         _row(
@@ -196,8 +200,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     rows.append(_one_more_article(large, work, built, encoder, build_s, runtime))
     big = Engine(built, encoder, runtime=runtime)
     big.ask(questions[0])
-    engine = big
-    asked_big = _timed([uncached(lambda q=q: big.ask(q)) for q in questions])
+    asked_big = _asked(big, questions)
     rows.append(
         _row(
             f"ask(), large ({len(built.chunks)} chunks)",
@@ -468,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the benchmark table."""
     parser = argparse.ArgumentParser(prog="rag bench", description=__doc__)
     parser.add_argument("--questions", type=int, default=60, help="questions to time (default 60)")
-    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnx")
     parser.add_argument("--no-http", action="store_true", help="skip the server measures")
     args = parser.parse_args(argv)
     rows = run(args.questions, runtime=args.runtime, http=not args.no_http)

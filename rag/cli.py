@@ -9,13 +9,14 @@ import os
 import sys
 from pathlib import Path
 
+from embeddings import RUNTIMES
 from rag.chunking import ChunkSettings
 from rag.errors import CollectionError, RagError
 from rag.ingest import DEFAULT_COLLECTION
 from rag.questions import MAX_TOP_K
 from rag.retrieval import METHODS
 from rag.serialize import source_numbers
-from rag.settings import ANSWERERS, INDEX_ENV, RUNTIMES, Settings
+from rag.settings import ANSWERERS, INDEX_ENV, Settings
 from rag.types import Answer
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"

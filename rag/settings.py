@@ -15,8 +15,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # How answer sentences are chosen: the learned selector with the reader, the hand-weighted
 # features of earlier versions, or cosine similarity alone (the two baselines).
 ANSWERERS = ("reader", "rules", "cosine")
-# Where the models run: ONNX Runtime (no torch on the answer path) or torch.
-RUNTIMES = ("onnx", "torch")
 
 
 def default_index_dir(collection: tuple[Path, ...]) -> Path:
