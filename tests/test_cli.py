@@ -56,3 +56,17 @@ def test_serve_says_when_it_listens_beyond_this_machine(monkeypatch, capsys, hos
     out = capsys.readouterr().out
     assert "Serving on http://" in out
     assert ("not only on this machine" in out) is warned
+
+
+@pytest.mark.model
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(engine, index_dir):
+    # `true` exits without reading: every write of the answer meets a closed pipe.
+    done = subprocess.run(
+        f"{sys.executable} -m rag ask 'Who killed Qassem Soleimani?' --index {index_dir} | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
