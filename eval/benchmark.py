@@ -128,10 +128,11 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     """The model's limit, the obvious pipeline, `ask()` on the shipped and the large
     collection, and indexing against the model's raw encode."""
     from embeddings import load_encoder
-    from rag.engine import Engine, open_index
+    from rag.engine import Engine
     from rag.index import build_index
     from rag.ingest import load_collection
     from rag.settings import Settings
+    from rag.updates import open_index
 
     encoder = load_encoder(runtime=runtime)
     encoder.encode(["warm up"])
@@ -216,9 +217,9 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
 def _one_more_article(large: Path, work: Path, built, encoder, build_s: float, runtime: str) -> Row:
     # The large collection's index saved, one article appended to its file, and the index
     # brought up to date: only the new article's text should go through the model.
-    from rag.engine import open_index
     from rag.index import save_index
     from rag.settings import Settings
+    from rag.updates import open_index
 
     directory = work / "large-index"
     save_index(built, directory)

@@ -34,7 +34,7 @@ from rag.answering import (
     reader_rows,
     select,
 )
-from rag.engine import Engine, open_index
+from rag.engine import Engine
 from rag.questions import Query, analyse
 from rag.selection import (
     CHEAP_FEATURES,
@@ -45,6 +45,7 @@ from rag.selection import (
     Selector,
 )
 from rag.settings import Settings
+from rag.updates import open_index
 
 MAX_CANDIDATES = 12
 CANDIDATE_CHOICES = (4, 6, 8, 10, 12)

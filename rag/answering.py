@@ -468,7 +468,15 @@ def select(
             threshold, best.score * OTHER_KEEP
         ):
             break
-        twin = next((c for c in chosen if _same_fact(c[0], candidate, index)), None)
+        twin = next(
+            (
+                c
+                for c in chosen
+                if candidate.number in table.twins.get(c[0].number, ())
+                or _same_fact(c[0], candidate, index)
+            ),
+            None,
+        )
         if twin is not None:
             if candidate.article_id not in {s.article_id for s in [twin[0], *twin[1]]}:
                 twin[1].append(candidate)
@@ -484,12 +492,34 @@ def select(
             _citation(index.articles[t.article_id], t.start, t.end, t.span) for t in twins
         ]
         span_text = article.text[main.span[0] : main.span[1]] if main.span else None
+        citations += _twin_citations(
+            main.number, {c.article_id for c in citations}, span_text, index, table
+        )
         sentences.append(
             AnswerSentence(
                 article.text[start : main.end], tuple(citations), round(main.score, 4), span_text
             )
         )
     return Reply(tuple(sentences), confidence, True)
+
+
+def _twin_citations(
+    number: int, cited: set[str], span: str | None, index: Index, table: SentenceTable
+) -> list[Citation]:
+    # The same sentence in near-duplicate articles (found at index time): every source is
+    # cited once, with the short answer marked where its words are there too.
+    found = []
+    for twin in table.twins.get(number, ()):
+        ref = index.sentences[twin]
+        if ref.article_id in cited:
+            continue
+        cited.add(ref.article_id)
+        article = index.articles[ref.article_id]
+        at = article.text.find(span, ref.start, ref.end) if span else -1
+        found.append(
+            _citation(article, ref.start, ref.end, (at, at + len(span)) if at >= 0 else None)
+        )
+    return found
 
 
 def _span_text(scored: Scored, index: Index) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -15,9 +16,10 @@ from rag.errors import CollectionError, RagError
 from rag.ingest import DEFAULT_COLLECTION
 from rag.questions import MAX_TOP_K
 from rag.retrieval import METHODS
-from rag.serialize import source_numbers
+from rag.serialize import newest_first, source_label, source_numbers
 from rag.settings import ANSWERERS, INDEX_ENV, Settings
 from rag.types import Answer
+from rag.updates import Update
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
@@ -87,30 +89,163 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
+class _Bars:
+    """Progress bars on the terminal for embedding, shown only when it takes a while."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(
+                total=total, desc=f"embedding {stage}", unit=" texts", delay=1.0, leave=False
+            )
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _listed(ids: tuple[str, ...], titles: dict[str, str], limit: int = 10) -> str:
+    shown = [f"{i} ({titles[i]})" if i in titles else i for i in ids[:limit]]
+    more = f", and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(shown) + more
+
+
+def format_update(update: Update, titles: dict[str, str]) -> str:
+    """Say what a build or update did: the articles added, updated and removed, what was
+    skipped and why, the near-duplicates found, what was embedded and how long it took.
+
+    Args:
+        update: What was done.
+        titles: Article titles by id, to name the articles.
+
+    Returns:
+        Printable lines.
+    """
+    lines = [f"Index in {update.directory}: {update.articles} articles, {update.chunks} chunks."]
+    if not update.built:
+        lines.append("  It was up to date: nothing to embed.")
+    for label, ids in (
+        ("Added", update.added),
+        ("Updated", update.updated),
+        ("Removed", update.removed),
+    ):
+        if ids:
+            lines.append(f"  {label} {len(ids)}: {_listed(ids, titles)}")
+    if update.built:
+        lines.append(f"  Unchanged {update.unchanged}.")
+    if update.skipped:
+        lines.append(f"  Skipped {len(update.skipped)}:")
+        lines += [f"    {reason}" for reason in update.skipped]
+    if update.duplicates:
+        lines.append(f"  Near-duplicates {len(update.duplicates)} (answers cite each copy once):")
+        lines += [
+            f"    {titles.get(d.first, d.first)!r} and {titles.get(d.second, d.second)!r},"
+            f" {d.similarity:.0%} of the shorter one's text shared"
+            for d in update.duplicates
+        ]
+    if update.built:
+        lines.append(
+            f"  Embedded {update.embedded_chunks} chunks and {update.embedded_sentences}"
+            f" sentences (the rest kept from the index it replaced) in {update.seconds:.1f} s."
+        )
+    return "\n".join(lines)
+
+
+def _print_update(index, update: Update) -> None:
+    print(format_update(update, {i: a.title for i, a in index.articles.items()}))
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from embeddings import load_encoder
-    from rag.engine import open_index
+    from rag.updates import open_index
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
-    index, warnings = open_index(settings, load_encoder(settings.model, runtime=settings.runtime))
-    m = index.manifest
-    embedded = m.get("embedded")
-    print(
-        f"Index in {settings.index_path}: {m['collection']['articles']} articles,"
-        f" {m['chunks']} chunks, {m['sentences']} sentences ({m['model']}, built {m['created_at']}"
-        + (
-            f" in {m['build_seconds']:.1f} s, embedding {embedded['chunks']} chunks and"
-            f" {embedded['sentences']} sentences; the rest kept from the index it replaced"
-            if embedded
-            else ""
+    bars = _Bars()
+    try:
+        index, update = open_index(
+            settings, load_encoder(settings.model, runtime=settings.runtime), progress=bars
         )
-        + ")"
-        + (
-            f"; {len(warnings)} files or records skipped (see the warnings above)"
-            if warnings
-            else ""
+    finally:
+        bars.close()
+    _print_update(index, update)
+    return 0
+
+
+def _read_sources(sources: list[str]) -> tuple[list, list[str]]:
+    # Articles from files, folders and web addresses; what cannot be used is named, not fatal.
+    from rag.errors import FetchError
+    from rag.fetch import fetch, is_url
+    from rag.ingest import expand_paths, read_data, read_file
+
+    articles, warnings = [], []
+    for source in sources:
+        if is_url(source):
+            try:
+                fetched = fetch(source)
+            except FetchError as e:
+                warnings.append(str(e))
+                continue
+            found = read_data(fetched.data, fetched.suffix, fetched.url, warnings)
+            articles += [a if a.url else dataclasses.replace(a, url=fetched.url) for a in found]
+            continue
+        for path in expand_paths([source], warnings):
+            articles += read_file(path, warnings)
+    return articles, warnings
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from embeddings import load_encoder
+    from rag.updates import add_articles
+
+    settings = _settings(args)
+    articles, warnings = _read_sources(args.sources)
+    if not articles:
+        raise CollectionError(
+            "Nothing to add: no article could be read. " + "; ".join(warnings or ["no source"])
         )
+    bars = _Bars()
+    try:
+        index, update = add_articles(
+            settings,
+            load_encoder(settings.model, runtime=settings.runtime),
+            articles,
+            skipped=warnings,
+            progress=bars,
+        )
+    finally:
+        bars.close()
+    _print_update(index, update)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from embeddings import load_encoder
+    from rag.updates import remove_articles
+
+    settings = _settings(args)
+    index, update = remove_articles(
+        settings, load_encoder(settings.model, runtime=settings.runtime), args.ids
     )
+    _print_update(index, update)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rag.index import load_index
+
+    index = load_index(_settings(args).index_path)
+    for article in newest_first(index.articles.values()):
+        date = article.date.isoformat() if article.date else "no date   "
+        print(f"{date}  {article.id}  {article.title}  [{source_label(article)}]")
     return 0
 
 
@@ -187,11 +322,42 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_index)
 
+    def corpus(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--corpus",
+            dest="paths",
+            action="append",
+            metavar="PATH",
+            help="the collection's files or folders (repeatable; default: the shipped one)",
+        )
+
+    p = sub.add_parser(
+        "add",
+        help="add articles (files, folders, or page and feed addresses) to a collection",
+        description="Add articles to a collection and update its index, embedding only their"
+        " text. An article with the id (or, from an address, the url) of one already there"
+        " replaces it. Sources: .txt, .md, .jsonl, .html and .rss/.atom/.xml files, folders of"
+        " them, and http(s):// addresses of news pages and feeds.",
+    )
+    p.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
+    corpus(p)
+    common(p)
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="remove articles from a collection by id (see rag list)")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    corpus(p)
+    common(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="list a collection's articles, newest first, with their ids")
+    corpus(p)
+    common(p)
+    p.set_defaults(func=cmd_list)
+
     p = sub.add_parser("ask", help="ask a question")
     p.add_argument("question")
-    p.add_argument(
-        "--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)"
-    )
+    corpus(p)
     p.add_argument(
         "-k", "--top-k", type=_top_k, default=5, help=f"supporting passages to show (1-{MAX_TOP_K})"
     )
@@ -212,9 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run a Q&A set and report retrieval and answer metrics")
     p.add_argument("--qa", help="Q&A JSON Lines file (default: eval/qa.jsonl)")
-    p.add_argument(
-        "--corpus", dest="paths", action="append", metavar="PATH", help="collection (repeatable)"
-    )
+    corpus(p)
     p.add_argument(
         "--retriever", choices=(*METHODS, "all"), help="default: hybrid; all compares them"
     )

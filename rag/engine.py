@@ -19,106 +19,20 @@ from rag.answering import (
     score_sentences,
     select,
 )
-from rag.errors import IndexMissingError, IndexProblemError, IndexStaleError
-from rag.index import (
-    EmbeddingCache,
-    Index,
-    SentenceTable,
-    build_index,
-    build_lock,
-    load_index,
-    read_manifest,
-    save_index,
-    stale_reasons,
-)
-from rag.ingest import load_collection
+from rag.index import Index, SentenceTable
 from rag.questions import Query, analyse
 from rag.retrieval import Method, Retriever
 from rag.selection import Selector, load_selector
 from rag.settings import ANSWERERS, Settings
 from rag.text import terms
 from rag.types import Answer, Article, Passage, Timings
+from rag.updates import open_index
 
 log = logging.getLogger(__name__)
 CANDIDATE_PASSAGES = 8
 _ABOUT_ARTICLES = set(
     terms("article story piece post report wrote written author publish published date when who")
 )
-
-
-def open_index(settings: Settings, encoder) -> tuple[Index, list[str]]:
-    """Load the index of the settings' collection, building it when missing or out of date.
-
-    Args:
-        settings: Collection, index directory, model, chunking, and the rebuild policy
-            (`auto`: rebuild when needed; `never`: raise instead; `always`: rebuild).
-        encoder: The embedding model.
-
-    Returns:
-        (the index, warnings about files of the collection that were skipped).
-
-    Raises:
-        IndexMissingError, IndexStaleError: With `rebuild="never"`, when a build is needed.
-        IndexCorruptError: A saved file is damaged; the message names it and the fix.
-        CollectionError: The collection cannot be read.
-    """
-    directory = settings.index_path
-    collection = load_collection(settings.collection)
-    reasons = ["a rebuild was asked for"]
-    if settings.rebuild != "always":
-        reasons = _reasons_to_build(settings, collection, encoder.name)
-        if not reasons:
-            return load_index(directory), list(collection.warnings)
-    with build_lock(directory):
-        # Another process may have built it while this one waited for the lock.
-        if settings.rebuild != "always" and not _reasons_to_build(
-            settings, collection, encoder.name
-        ):
-            return load_index(directory), list(collection.warnings)
-        log.info("building the index in %s (%s)", directory, "; ".join(reasons))
-        index = build_index(
-            collection,
-            encoder,
-            settings.chunking,
-            cache=None if settings.rebuild == "always" else _previous_vectors(directory, encoder),
-        )
-        save_index(index, directory)
-    return index, list(collection.warnings)
-
-
-def _previous_vectors(directory, encoder) -> EmbeddingCache | None:
-    # The vectors of the index being replaced, when made by the same model: only new or
-    # changed text goes through the model again.
-    try:
-        previous = load_index(directory)
-    except IndexProblemError:
-        return None
-    manifest = previous.manifest
-    if manifest.get("model") != encoder.name or manifest.get("dimension") != encoder.dimension:
-        return None
-    return EmbeddingCache.from_index(previous)
-
-
-def _reasons_to_build(settings: Settings, collection, model: str) -> list[str]:
-    # Why the saved index cannot serve this collection; raises with `rebuild="never"`.
-    directory = settings.index_path
-    try:
-        _, manifest = read_manifest(directory)
-        reasons = stale_reasons(manifest, collection, model, settings.chunking)
-    except IndexMissingError:
-        if settings.rebuild == "never":
-            raise
-        return [f"no index in {directory} yet"]
-    except IndexStaleError as e:
-        if settings.rebuild == "never":
-            raise
-        return [str(e)]
-    if reasons and settings.rebuild == "never":
-        raise IndexStaleError(
-            f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
-            f" rag index --index {directory}"
-        )
-    return reasons
 
 
 class Engine:
@@ -309,8 +223,9 @@ class Engine:
         )
 
     def candidates(self, query: Query, passages: list[Passage]) -> list[Scored]:
-        """Every sentence of the passages with its features (see `score_sentences`)."""
-        return score_sentences(
+        """Every sentence of the passages with its features (see `score_sentences`); of the
+        sentences that near-duplicate articles share, only the first is kept."""
+        scored = score_sentences(
             query,
             self.retriever.question_vector(query.text),
             self.retriever.question_tokens(query.text),
@@ -319,6 +234,16 @@ class Engine:
             self.table,
             self.retriever.lexicon,
         )
+        twins = self.table.twins
+        if not twins:
+            return scored
+        kept, seen = [], set()
+        for candidate in scored:
+            group = twins.get(candidate.number)
+            if group is None or group not in seen:
+                kept.append(candidate)
+                seen.update({group} if group else set())
+        return kept
 
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
         scored = self.candidates(query, passages)
@@ -383,4 +308,4 @@ def _default_engine() -> Engine:
     return _DEFAULT[0]
 
 
-__all__ = ["Engine", "ask", "open_index"]
+__all__ = ["Engine", "ask"]

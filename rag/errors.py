@@ -31,3 +31,7 @@ class IndexCorruptError(IndexProblemError):
 
 class IndexBusyError(IndexProblemError):
     """Another process holds the index directory's build lock for too long."""
+
+
+class FetchError(CollectionError):
+    """A page or feed could not be fetched from its address."""

@@ -12,8 +12,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,23 @@ import faiss
 import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
+from rag.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
 from rag.spans import place_names
 from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 FILES = ("store.json", "chunks.faiss", "sentences.npy", "tokens.npy", "token_offsets.npy")
 FLAT_LIMIT = 100_000
 LOCK_WAIT_SECONDS = 900.0
 SENTENCE_BLOCK = 2048
+CHUNK_BLOCK = 256
 
 log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Index:
     sentence_vectors: np.ndarray
     token_vectors: np.ndarray
     token_offsets: np.ndarray
+    # Sentences that say the same thing in near-duplicate articles, as groups of numbers.
+    twins: list[tuple[int, ...]] = field(default_factory=list)
 
     def sentence_tokens(self, number: int) -> np.ndarray:
         """The content word-piece vectors of a sentence (float16 rows of unit length)."""
@@ -109,8 +114,9 @@ def build_index(
     settings: ChunkSettings,
     *,
     cache: EmbeddingCache | None = None,
+    progress: Progress | None = None,
 ) -> Index:
-    """Chunk and embed a collection.
+    """Chunk and embed a collection, and find its near-duplicate articles.
 
     Args:
         collection: The articles.
@@ -118,10 +124,11 @@ def build_index(
         settings: Chunking settings.
         cache: Vectors from an earlier build with the same model; only texts it lacks are
             embedded.
+        progress: Called as `progress(stage, done, total)` as texts are embedded.
 
     Returns:
         The index, not yet saved; its manifest's `embedded` says how many chunks and
-        sentences went through the model.
+        sentences went through the model, and `duplicates` lists the near-duplicate pairs.
     """
     started = time.perf_counter()
     cache = cache or EmbeddingCache({}, {})
@@ -139,8 +146,13 @@ def build_index(
         len(chunks),
         len(collection.articles),
     )
-    fresh = encoder.encode([text for _, text in new_chunks]) if new_chunks else []
-    known = {**cache.chunks, **{k: v for (k, _), v in zip(new_chunks, fresh, strict=True)}}
+    known = dict(cache.chunks)
+    for first in range(0, len(new_chunks), CHUNK_BLOCK):
+        block = new_chunks[first : first + CHUNK_BLOCK]
+        vectors = encoder.encode([text for _, text in block])
+        known.update((key, vector) for (key, _), vector in zip(block, vectors, strict=True))
+        if progress:
+            progress("chunks", first + len(block), len(new_chunks))
     chunk_vectors = np.array([known[k] for k in chunk_keys], dtype=np.float32).reshape(
         len(chunks), dimension
     )
@@ -165,10 +177,16 @@ def build_index(
         vectors, pieces = encoder.encode_with_tokens([text for _, text in block])
         for (key, _), vector, (p, v) in zip(block, vectors, pieces, strict=True):
             found[key] = (vector, content_tokens(p, v).astype(np.float16))
+        if progress:
+            progress("sentences", first + len(block), len(new_sentences))
     sentence_vectors = np.array([found[k][0] for k in keys], dtype=np.float32).reshape(
         len(sentences), dimension
     )
     token_vectors, token_offsets = content_token_matrix([found[k][1] for k in keys], dimension)
+    duplicates = near_duplicates(collection.articles)
+    twins = twin_sentences(
+        duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
+    )
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -184,6 +202,7 @@ def build_index(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
         "embedded": {"chunks": len(new_chunks), "sentences": len(new_sentences)},
+        "duplicates": [asdict(d) for d in duplicates],
     }
     return Index(
         manifest,
@@ -194,6 +213,7 @@ def build_index(
         sentence_vectors,
         token_vectors,
         token_offsets,
+        twins,
     )
 
 
@@ -233,13 +253,15 @@ def content_token_matrix(
     return stacked.astype(np.float16), offsets
 
 
-def _article_to_json(article: Article) -> dict[str, Any]:
+def article_to_json(article: Article) -> dict[str, Any]:
+    """An article as JSON-ready data that `article_from_json` reads back unchanged."""
     data = asdict(article)
     data["date"] = article.date.isoformat() if article.date else None
     return data
 
 
-def _article_from_json(data: dict[str, Any]) -> Article:
+def article_from_json(data: dict[str, Any]) -> Article:
+    """The article `article_to_json` wrote."""
     return Article(
         **{
             **data,
@@ -314,9 +336,10 @@ def save_index(index: Index, directory: Path) -> Path:
     generation = directory / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     generation.mkdir()
     store = {
-        "articles": [_article_to_json(a) for a in index.articles.values()],
+        "articles": [article_to_json(a) for a in index.articles.values()],
         "chunks": [asdict(c) for c in index.chunks],
         "sentences": [asdict(s) for s in index.sentences],
+        "twins": [list(group) for group in index.twins],
     }
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
     faiss.write_index(index.chunk_vectors, str(generation / "chunks.faiss"))
@@ -411,12 +434,13 @@ def load_index(directory: Path) -> Index:
             )
     try:
         store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
-        articles = {a["id"]: _article_from_json(a) for a in store["articles"]}
+        articles = {a["id"]: article_from_json(a) for a in store["articles"]}
         chunks = [
             Chunk(**{**c, "sentences": tuple(tuple(s) for s in c["sentences"])})
             for c in store["chunks"]
         ]
         sentences = [SentenceRef(**s) for s in store["sentences"]]
+        twins = [tuple(int(n) for n in group) for group in store["twins"]]
         chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
         sentence_vectors = np.load(generation / "sentences.npy")
         token_vectors = np.load(generation / "tokens.npy")
@@ -430,6 +454,7 @@ def load_index(directory: Path) -> Index:
         or len(sentence_vectors) != len(sentences)
         or len(token_offsets) != len(sentences) + 1
         or token_offsets[-1] != len(token_vectors)
+        or any(not 0 <= n < len(sentences) for group in twins for n in group)
     ):
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
     dimension = manifest.get("dimension")
@@ -453,6 +478,7 @@ def load_index(directory: Path) -> Index:
         sentence_vectors,
         token_vectors,
         token_offsets,
+        twins,
     )
 
 
@@ -488,6 +514,7 @@ class SentenceTable:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._by_start = {(s.article_id, s.start): i for i, s in enumerate(index.sentences)}
+        self.twins = {n: group for group in index.twins for n in group}
         self.places = place_names(a.text for a in index.articles.values())
 
     def section_of(self, number: int) -> Section:

@@ -159,6 +159,44 @@ def parse_date(value: object) -> dt.date | None:
         return None
 
 
+def article_from_record(record: object, source: str) -> tuple[Article | None, str | None]:
+    """Read one JSON article record: `title` and `text`, optional `id`, `author`, `date`, `url`.
+
+    Args:
+        record: The decoded JSON value.
+        source: Where it came from, for messages.
+
+    Returns:
+        (the article, None), or (None, why it was skipped). An unreadable date is left out
+        and reported in the article's place as `(article, "date")`.
+    """
+    if not isinstance(record, dict):
+        return None, "a record must be a JSON object"
+    title, body = record.get("title"), record.get("text")
+    if not isinstance(title, str) or not title.strip():
+        return None, "no 'title'"
+    if not isinstance(body, str) or not body.strip():
+        return None, "no 'text'"
+    date = parse_date(record["date"]) if record.get("date") else None
+    author = str(record["author"]).strip() if record.get("author") else None
+    # The record's author and date become a byline line after the body, as in a feed
+    # export, so that questions about them are answered by quoting it.
+    byline = " | ".join(
+        ([f"Author: {author}"] if author else []) + ([f"Date: {date.isoformat()}"] if date else [])
+    )
+    article = build_article(
+        title=title,
+        paragraphs=_paragraphs(body),
+        source=source,
+        article_id=str(record["id"]) if record.get("id") else None,
+        author=author,
+        date=date,
+        url=str(record["url"]) if record.get("url") else None,
+        byline=byline or None,
+    )
+    return article, "date" if record.get("date") and date is None else None
+
+
 def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
     articles = []
     unread_dates: list[str] = []
@@ -171,38 +209,13 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
         except json.JSONDecodeError as e:
             warnings.append(f"{where}: skipped, not valid JSON ({e.msg})")
             continue
-        if not isinstance(record, dict):
-            warnings.append(f"{where}: skipped, a line must be a JSON object")
+        article, problem = article_from_record(record, where)
+        if article is None:
+            warnings.append(f"{where}: skipped, {problem}")
             continue
-        title, body = record.get("title"), record.get("text")
-        if not isinstance(title, str) or not title.strip():
-            warnings.append(f"{where}: skipped, no 'title'")
-            continue
-        if not isinstance(body, str) or not body.strip():
-            warnings.append(f"{where}: skipped, no 'text'")
-            continue
-        date = parse_date(record["date"]) if record.get("date") else None
-        if record.get("date") and date is None:
+        if problem == "date":
             unread_dates.append(f"{number} ({record['date']!r})")
-        author = str(record["author"]).strip() if record.get("author") else None
-        # The record's author and date become a byline line after the body, as in a feed
-        # export, so that questions about them are answered by quoting it.
-        byline = " | ".join(
-            ([f"Author: {author}"] if author else [])
-            + ([f"Date: {date.isoformat()}"] if date else [])
-        )
-        articles.append(
-            build_article(
-                title=title,
-                paragraphs=_paragraphs(body),
-                source=where,
-                article_id=str(record["id"]) if record.get("id") else None,
-                author=author,
-                date=date,
-                url=record.get("url") or None,
-                byline=byline or None,
-            )
-        )
+        articles.append(article)
     if unread_dates:
         # One line for the file, not one per record: a whole export often shares one format.
         shown = ", ".join(unread_dates[:3]) + (", ..." if len(unread_dates) > 3 else "")
@@ -260,39 +273,54 @@ def read_file(path: Path, warnings: list[str]) -> list[Article]:
     except OSError as e:
         warnings.append(f"{path}: skipped, cannot be read ({e.strerror or e})")
         return []
+    return read_data(data, path.suffix, str(path), warnings)
+
+
+def read_data(data: bytes, suffix: str, source: str, warnings: list[str]) -> list[Article]:
+    """Read the content of one file, its format told by the file name's suffix.
+
+    Args:
+        data: The file's bytes.
+        suffix: Its suffix, such as `.html` or `.jsonl` (any case).
+        source: Where it came from, for messages.
+        warnings: Where to add what was skipped and why.
+
+    Returns:
+        The articles in it.
+    """
     if b"\x00" in data[:8192]:
-        warnings.append(f"{path}: skipped, binary file")
+        warnings.append(f"{source}: skipped, binary file")
         return []
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     if suffix in FEED_SUFFIXES | HTML_SUFFIXES:
         # Pages and feeds declare their own encoding; their libraries read it.
         before = len(warnings)
         read = read_feed if suffix in FEED_SUFFIXES else read_html
-        articles = read(data, str(path), warnings)
+        articles = read(data, source, warnings)
         if not articles and len(warnings) == before:
-            warnings.append(f"{path}: skipped, no article found in it")
+            warnings.append(f"{source}: skipped, no article found in it")
         return articles
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        warnings.append(f"{path}: skipped, not UTF-8 text (byte {e.start}); convert it to UTF-8")
+        warnings.append(f"{source}: skipped, not UTF-8 text (byte {e.start}); convert it to UTF-8")
         return []
     if not text.strip():
-        warnings.append(f"{path}: skipped, empty file")
+        warnings.append(f"{source}: skipped, empty file")
         return []
     if suffix in {".jsonl", ".ndjson"}:
-        articles = _from_jsonl(text, str(path), warnings)
+        articles = _from_jsonl(text, source, warnings)
     elif suffix in {".md", ".markdown"}:
-        articles = _from_plain(text, str(path), markdown=True)
+        articles = _from_plain(text, source, markdown=True)
     elif looks_like_feed(text):
         articles = []
         for raw in parse_feed(text):
-            warnings += [f"{path}: {raw.title}: {w}" for w in raw.warnings]
-            articles.append(_from_feed(raw, str(path)))
+            warnings += [f"{source}: {raw.title}: {w}" for w in raw.warnings]
+            articles.append(_from_feed(raw, source))
     else:
-        articles = _from_plain(text, str(path), markdown=False)
+        articles = _from_plain(text, source, markdown=False)
     if not articles:
-        warnings.append(f"{path}: skipped, no article found in it")
+        warnings.append(f"{source}: skipped, no article found in it")
     return articles
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from rag.types import Answer, Article, Citation, Passage
 
@@ -130,6 +133,7 @@ def article_to_dict(article: Article, *, with_text: bool = True) -> dict[str, An
         "date": article.date.isoformat() if article.date else None,
         "caption": article.caption,
         "url": article.url,
+        "source": source_label(article),
         "sections": [{"title": s.title, "start": s.start, "end": s.end} for s in article.sections],
     }
     if with_text:
@@ -138,3 +142,17 @@ def article_to_dict(article: Article, *, with_text: bool = True) -> dict[str, An
         data["paragraphs"] = [list(p) for p in article.paragraphs]
         data["byline"] = list(article.byline) if article.byline else None
     return data
+
+
+def newest_first(articles: Iterable[Article]) -> list[Article]:
+    """Articles by date, newest first; undated ones last, in collection order."""
+    return sorted(articles, key=lambda a: a.date or dt.date.min, reverse=True)
+
+
+def source_label(article: Article) -> str:
+    """Where an article comes from, in a word: its site, else its file's name."""
+    if article.url and (host := urlsplit(article.url).hostname):
+        return host.removeprefix("www.")
+    source = article.source.split("://")[-1] if "://" in article.source else article.source
+    name = PurePath(source.rsplit(":", 1)[0] if ":" in source else source).name
+    return name or "unknown source"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from rag.chunking import ChunkSettings, chunk_articles
-from rag.engine import open_index
 from rag.errors import IndexCorruptError, IndexStaleError
 from rag.index import build_index, load_index, save_index
 from rag.ingest import DEFAULT_COLLECTION, load_collection
 from rag.retrieval import Retriever
 from rag.settings import Settings
+from rag.updates import open_index
 
 
 def test_every_sentence_offset_slices_back_to_its_sentence(fake_encoder):

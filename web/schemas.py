@@ -163,6 +163,7 @@ class ArticleSummary(BaseModel):
     title: str
     author: str | None
     date: dt.date | None
+    source: str = Field(description="Where it comes from: its site, else its file's name.")
     sections: list[SectionOut]
     page_url: str = Field(description="The article page of this app.")
 

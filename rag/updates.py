@@ -1,0 +1,389 @@
+"""A collection that grows: build, add to and remove from an index, embedding only new text."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rag.duplicates import Duplicate
+from rag.errors import CollectionError, IndexMissingError, IndexProblemError, IndexStaleError
+from rag.index import (
+    EmbeddingCache,
+    Index,
+    Progress,
+    article_from_json,
+    article_to_json,
+    build_index,
+    build_lock,
+    load_index,
+    read_manifest,
+    save_index,
+    stale_reasons,
+)
+from rag.ingest import Collection, load_collection
+from rag.settings import Settings
+from rag.types import Article
+
+# Kept in the index directory, beside the generations: what `rag add` and `rag remove`
+# changed in the collection its files make.
+CHANGES_FILE = "changes.json"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Articles added to a collection (new ones, or new versions of its own), and the ids of
+    articles removed from it."""
+
+    added: tuple[Article, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def read_changes(directory: Path) -> Changes:
+    """The changes recorded in an index directory; none when there is no record.
+
+    Raises:
+        IndexProblemError: The record is unreadable; the message names it.
+    """
+    path = directory / CHANGES_FILE
+    if not path.is_file():
+        return Changes()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Changes(tuple(article_from_json(a) for a in data["added"]), tuple(data["removed"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexProblemError(
+            f"The record of added and removed articles, {path}, cannot be read ({e}). Move it"
+            " away to start again from the collection's files."
+        ) from e
+
+
+def write_changes(directory: Path, changes: Changes) -> None:
+    """Record the changes atomically (a new file, then a rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {"added": [article_to_json(a) for a in changes.added], "removed": list(changes.removed)}
+    temporary = directory / f".{CHANGES_FILE}.{uuid.uuid4().hex[:6]}"
+    with temporary.open("w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, directory / CHANGES_FILE)
+
+
+def apply_changes(collection: Collection, changes: Changes) -> Collection:
+    """The collection with the changes made: additions replace articles of the same id or
+    are appended, removed ids are left out.
+
+    Args:
+        collection: The collection its files make.
+        changes: What was added and removed since.
+
+    Returns:
+        The collection; its fingerprint covers the changes too.
+    """
+    if not changes:
+        return collection
+    added = {a.id: a for a in changes.added}
+    removed = set(changes.removed)
+    articles = [added.pop(a.id, a) for a in collection.articles if a.id not in removed]
+    articles += [a for a in added.values() if a.id not in removed]
+    digest = hashlib.sha256(collection.fingerprint.encode())
+    for article in changes.added:
+        digest.update(json.dumps(article_to_json(article), sort_keys=True).encode())
+    digest.update(json.dumps(sorted(removed)).encode())
+    return replace(collection, articles=tuple(articles), fingerprint=digest.hexdigest()[:32])
+
+
+@dataclass(frozen=True)
+class Update:
+    """What opening, building or changing an index did."""
+
+    directory: Path
+    built: bool
+    articles: int
+    chunks: int
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    skipped: tuple[str, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()
+    embedded_chunks: int = 0
+    embedded_sentences: int = 0
+    seconds: float = 0.0
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+def current_collection(settings: Settings) -> Collection:
+    """The collection the settings name, with the changes recorded in its index directory."""
+    return apply_changes(load_collection(settings.collection), read_changes(settings.index_path))
+
+
+def open_index(
+    settings: Settings, encoder, *, progress: Progress | None = None
+) -> tuple[Index, Update]:
+    """Load the index of the settings' collection, building it when missing or out of date.
+
+    A build embeds only text that the index it replaces lacks (unless `rebuild="always"`).
+
+    Args:
+        settings: Collection, index directory, model, chunking, and the rebuild policy
+            (`auto`: rebuild when needed; `never`: raise instead; `always`: rebuild).
+        encoder: The embedding model.
+        progress: Called as texts are embedded (see `rag.index.build_index`).
+
+    Returns:
+        (the index, what was done: `built` is false when the saved index was current).
+
+    Raises:
+        IndexMissingError, IndexStaleError: With `rebuild="never"`, when a build is needed.
+        IndexCorruptError: A saved file is damaged; the message names it and the fix.
+        CollectionError: The collection cannot be read.
+    """
+    started = time.perf_counter()
+    directory = settings.index_path
+    collection = current_collection(settings)
+    if settings.rebuild != "always" and not _reasons_to_build(settings, collection, encoder.name):
+        return _loaded(directory, collection, started)
+    with build_lock(directory):
+        # Another process may have built it while this one waited for the lock.
+        collection = current_collection(settings)
+        reasons = ["a rebuild was asked for"]
+        if settings.rebuild != "always":
+            reasons = _reasons_to_build(settings, collection, encoder.name)
+            if not reasons:
+                return _loaded(directory, collection, started)
+        return _build(
+            settings,
+            encoder,
+            collection,
+            reasons=reasons,
+            reuse=settings.rebuild != "always",
+            progress=progress,
+            started=started,
+        )
+
+
+def add_articles(
+    settings: Settings,
+    encoder,
+    articles: Sequence[Article],
+    *,
+    skipped: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> tuple[Index, Update]:
+    """Add articles to the settings' collection, or update the ones of the same id (or the
+    same url), then bring the index up to date, embedding only their text.
+
+    Args:
+        settings: The collection and its index.
+        encoder: The embedding model.
+        articles: The articles to add.
+        skipped: What could not be read of the sources, reported with the update.
+        progress: Called as texts are embedded.
+
+    Returns:
+        (the new index, what was done).
+
+    Raises:
+        CollectionError: Two of the articles share an id.
+    """
+    started = time.perf_counter()
+    seen: dict[str, Article] = {}
+    for article in articles:
+        if article.id in seen:
+            raise CollectionError(
+                f"Two articles to add have the id {article.id!r}: {seen[article.id].title!r} in"
+                f" {seen[article.id].source} and {article.title!r} in {article.source}."
+            )
+        seen[article.id] = article
+    directory = settings.index_path
+    with build_lock(directory):
+        changes = read_changes(directory)
+        new_urls = {a.url for a in articles if a.url}
+        kept = [
+            a
+            for a in changes.added
+            if a.id not in seen and not (a.url and a.url in new_urls and _from_address(a))
+        ]
+        changes = Changes((*kept, *articles), tuple(i for i in changes.removed if i not in seen))
+        write_changes(directory, changes)
+        collection = apply_changes(load_collection(settings.collection), changes)
+        return _build(
+            settings,
+            encoder,
+            collection,
+            reasons=[f"{len(articles)} articles added"],
+            reuse=True,
+            progress=progress,
+            started=started,
+            skipped=skipped,
+        )
+
+
+def remove_articles(
+    settings: Settings, encoder, ids: Sequence[str], *, progress: Progress | None = None
+) -> tuple[Index, Update]:
+    """Remove articles from the settings' collection and bring the index up to date.
+
+    Args:
+        settings: The collection and its index.
+        encoder: The embedding model.
+        ids: The ids of the articles to remove.
+        progress: Called as texts are embedded (none are, unless the index was stale).
+
+    Returns:
+        (the new index, what was done).
+
+    Raises:
+        CollectionError: An id is not in the collection; the message offers close ones.
+    """
+    started = time.perf_counter()
+    directory = settings.index_path
+    with build_lock(directory):
+        changes = read_changes(directory)
+        base = load_collection(settings.collection)
+        present = {a.id for a in apply_changes(base, changes).articles}
+        unknown = [i for i in ids if i not in present]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(present), n=3)
+            raise CollectionError(
+                f"No article with the id {unknown[0]!r} in the collection"
+                + (f"; did you mean {', '.join(map(repr, close))}?" if close else ".")
+                + " `rag list` shows the ids."
+            )
+        in_files = {a.id for a in base.articles}
+        changes = Changes(
+            tuple(a for a in changes.added if a.id not in ids),
+            (*changes.removed, *(i for i in dict.fromkeys(ids) if i in in_files)),
+        )
+        write_changes(directory, changes)
+        collection = apply_changes(base, changes)
+        if not collection.articles:
+            raise CollectionError(
+                "Removing these articles would leave the collection empty; keep one at least."
+            )
+        return _build(
+            settings,
+            encoder,
+            collection,
+            reasons=[f"{len(ids)} articles removed"],
+            reuse=True,
+            progress=progress,
+            started=started,
+        )
+
+
+def _from_address(article: Article) -> bool:
+    # An article read from a web address (a page, or a feed entry), not from a file: adding
+    # the address again replaces it even when its title, and so its id, has changed.
+    return "://" in article.source
+
+
+def _loaded(directory: Path, collection: Collection, started: float) -> tuple[Index, Update]:
+    index = load_index(directory)
+    return index, Update(
+        directory=directory,
+        built=False,
+        articles=len(index.articles),
+        chunks=len(index.chunks),
+        unchanged=len(index.articles),
+        skipped=collection.warnings,
+        duplicates=tuple(Duplicate(**d) for d in index.manifest.get("duplicates", [])),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _previous(directory: Path) -> Index | None:
+    try:
+        return load_index(directory)
+    except IndexProblemError:
+        return None
+
+
+def _build(
+    settings: Settings,
+    encoder,
+    collection: Collection,
+    *,
+    reasons: Sequence[str],
+    reuse: bool,
+    progress: Progress | None,
+    started: float,
+    skipped: Sequence[str] = (),
+) -> tuple[Index, Update]:
+    # Build and save under the caller's lock, and say what changed from the index replaced.
+    directory = settings.index_path
+    log.info("building the index in %s (%s)", directory, "; ".join(reasons))
+    previous = _previous(directory)
+    cache = None
+    if (
+        reuse
+        and previous is not None
+        and previous.manifest.get("model") == encoder.name
+        and previous.manifest.get("dimension") == encoder.dimension
+    ):
+        cache = EmbeddingCache.from_index(previous)
+    index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
+    save_index(index, directory)
+    before = previous.articles if previous is not None else {}
+    added = tuple(i for i in index.articles if i not in before)
+    updated = tuple(
+        i for i, a in index.articles.items() if i in before and _content(before[i]) != _content(a)
+    )
+    removed = tuple(i for i in before if i not in index.articles)
+    embedded = index.manifest["embedded"]
+    return index, Update(
+        directory=directory,
+        built=True,
+        articles=len(index.articles),
+        chunks=len(index.chunks),
+        added=added,
+        updated=updated,
+        removed=removed,
+        unchanged=len(index.articles) - len(added) - len(updated),
+        skipped=(*collection.warnings, *skipped),
+        duplicates=tuple(Duplicate(**d) for d in index.manifest["duplicates"]),
+        embedded_chunks=embedded["chunks"],
+        embedded_sentences=embedded["sentences"],
+        seconds=time.perf_counter() - started,
+        reasons=tuple(reasons),
+    )
+
+
+def _content(article: Article) -> tuple:
+    return (article.title, article.text, article.author, article.date, article.url)
+
+
+def _reasons_to_build(settings: Settings, collection: Collection, model: str) -> list[str]:
+    # Why the saved index cannot serve this collection; raises with `rebuild="never"`.
+    directory = settings.index_path
+    try:
+        _, manifest = read_manifest(directory)
+        reasons = stale_reasons(manifest, collection, model, settings.chunking)
+    except IndexMissingError:
+        if settings.rebuild == "never":
+            raise
+        return [f"no index in {directory} yet"]
+    except IndexStaleError as e:
+        if settings.rebuild == "never":
+            raise
+        return [str(e)]
+    if reasons and settings.rebuild == "never":
+        raise IndexStaleError(
+            f"The index in {directory} is out of date: {'; '.join(reasons)}. Rebuild it with:"
+            f" rag index --index {directory}"
+        )
+    return reasons
