@@ -282,8 +282,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import serve
 
-    serve(_settings(args), host=args.host, port=args.port)
+    serve(_settings(args), host=args.host, port=args.port, **_questions(args))
     return 0
+
+
+def _questions(args: argparse.Namespace) -> dict:
+    if args.questions is None:
+        return {}
+    if not Path(args.questions).is_file():
+        raise CollectionError(f"No such file: {args.questions} (--questions)")
+    return {"questions": Path(args.questions)}
 
 
 def _top_k(text: str) -> int:
@@ -401,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--questions",
+        metavar="FILE",
+        help="Q&A JSON Lines file whose questions about the articles are offered as examples"
+        " (default: the project's eval set, about the shipped articles)",
+    )
     common(p)
     p.set_defaults(func=cmd_serve)
 

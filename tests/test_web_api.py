@@ -250,12 +250,37 @@ def test_question_page_answers_without_javascript(client):
     assert f'value="{html.escape(HASHIMI)}"' in page.text
 
 
-def test_question_page_offers_examples_from_the_titles(client):
+def test_questions_to_try_are_known_questions_answered_well_one_per_article(client, engine):
+    from eval.harness import DEFAULT_QA, load_qa
+
     page = client.get("/").text
-    examples = re.findall(r'<li><a href="/\?q=[^"]+">([^<]+)</a></li>', page)
-    assert examples
-    titles = {squash(a["title"]) for a in client.get("/articles").json()}
-    assert all(any(t in html.unescape(e) for t in titles) for e in examples)
+    examples = [
+        html.unescape(e) for e in re.findall(r'<li><a href="/\?q=[^"]+">([^<]+)</a></li>', page)
+    ]
+    assert len(examples) == web.app.EXAMPLES
+    known = {qa["question"]: qa for qa in load_qa(DEFAULT_QA)}
+    cited = []
+    for example in examples:
+        assert example in known
+        answer = engine.ask(example)
+        assert answer.answered and answer.confidence >= web.app.EXAMPLE_CONFIDENCE
+        first = answer.sentences[0].citations[0]
+        assert squash(first.title) in {squash(t) for t in known[example]["articles"]}
+        cited.append(engine.index.articles[first.article_id])
+    assert len({a.id for a in cited}) == len(cited)
+    dates = [a.date for a in cited]
+    assert None not in dates and dates == sorted(dates, reverse=True)
+
+
+def test_the_article_list_is_newest_first_with_date_and_source(client):
+    listed = client.get("/articles", headers=JSON).json()
+    dates = [a["date"] for a in listed if a["date"]]
+    assert dates == sorted(dates, reverse=True) and listed[-1]["date"] is None
+    assert {a["source"] for a in listed} == {"articles.txt"}
+    page = client.get("/articles", headers=HTML).text
+    first = html.escape(listed[0]["title"])
+    assert first in page and "articles.txt" in page
+    assert f'datetime="{listed[0]["date"]}"' in page
 
 
 def test_question_page_says_when_the_articles_do_not_answer(client):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import importlib.resources
+import json
 import logging
-import re
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -17,6 +20,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -28,13 +32,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.engine import Engine
-from rag.errors import QuestionError
-from rag.serialize import answer_to_dict, article_to_dict
+from rag.errors import CollectionError, IndexBusyError, QuestionError, RagError
+from rag.index import CURRENT, load_index
+from rag.ingest import MAX_FILE_BYTES, SUFFIXES, article_from_record, read_data
+from rag.serialize import answer_to_dict, article_to_dict, newest_first
 from rag.settings import Settings
+from rag.text import squash
 from rag.types import Answer, Article
+from rag.updates import Update, add_articles, remove_articles
 from web.limits import MAX_BODY_BYTES, BodyLimit
 from web.schemas import (
     AnswerOut,
+    ArticleIn,
     ArticleOut,
     ArticleSummary,
     AskOptions,
@@ -42,13 +51,21 @@ from web.schemas import (
     AskRequest,
     HealthOut,
     ManifestOut,
+    UpdateOut,
 )
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+ADMIN_ENV = "RAG_ADMIN_TOKEN"
+# Example questions come from a Q&A file: by default the project's own eval set, whose
+# questions are about the shipped articles.
+DEFAULT_QUESTIONS = Path(str(importlib.resources.files("eval") / "qa.jsonl"))
 EXAMPLES = 3
-EXAMPLE_CANDIDATES = 8
+EXAMPLES_PER_ARTICLE = 2
+EXAMPLES_ASKED = 24
+EXAMPLE_CONFIDENCE = 0.6
+RELOAD_SECONDS = 1.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -190,57 +207,150 @@ def article_blocks(
     return blocks
 
 
-def example_prompt(title: str) -> str:
-    """Turn an article title into an example question.
+def example_questions(
+    engine: Engine, candidates: Sequence[dict[str, Any]], *, count: int = EXAMPLES
+) -> list[str]:
+    """Questions the collection answers well, to offer as examples: known questions (a Q&A
+    set's) about its articles, newest articles first, each asked, and kept when answered
+    confidently from the article it is about; one per article.
 
     Args:
-        title: The title as written.
+        engine: The open engine.
+        candidates: Q&A records with `question` and the gold article titles in `articles`.
+        count: How many to return.
 
     Returns:
-        `What happened: <title>?`, without a leading one-word label such as `Analysis:`.
+        Up to `count` questions.
     """
-    title = re.sub(r"^\w+:\s+", "", " ".join(title.split())).rstrip(" .!?:;")
-    return f"What happened: {title}?"
+    titles = {squash(a.title): a for a in engine.index.articles.values()}
+    by_article: dict[str, list[str]] = {}
+    for record in candidates:
+        question = record["question"].strip()
+        if not (question[:1].isupper() and question.endswith("?")):
+            continue  # a question typed in haste reads poorly as an example
+        for title in record.get("articles", ()):
+            if squash(title) in titles:
+                by_article.setdefault(titles[squash(title)].id, []).append(record["question"])
+    chosen: list[str] = []
+    asked = 0
+    for article in newest_first(engine.index.articles.values()):
+        for question in by_article.get(article.id, [])[:EXAMPLES_PER_ARTICLE]:
+            if len(chosen) >= count or asked >= EXAMPLES_ASKED:
+                return chosen
+            asked += 1
+            try:
+                answer = engine.ask(question)
+            except QuestionError:
+                continue
+            first = answer.sentences[0].citations[0] if answer.sentences else None
+            if (
+                answer.answered
+                and answer.confidence >= EXAMPLE_CONFIDENCE
+                and first is not None
+                and first.article_id == article.id
+            ):
+                chosen.append(question)
+                break
+    return chosen
 
 
-def _answers(engine: Engine, question: str) -> bool:
+def read_questions(path: Path | None) -> list[dict[str, Any]]:
+    """The Q&A records of a JSON Lines file; none when there is no file or it is unreadable."""
+    if path is None:
+        return []
     try:
-        return engine.ask(question).answered
-    except QuestionError:
-        return False
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError) as e:
+        log.warning("example questions not read from %s: %s", path, e)
+        return []
+    return [r for r in records if isinstance(r, dict) and isinstance(r.get("question"), str)]
 
 
-@dataclass
-class AppState:
-    """The engine once it is loaded (or why it could not be), and what the pages derive from it."""
+@dataclass(frozen=True)
+class View:
+    """One loaded index and what the pages derive from it; replaced whole when the index
+    changes, so that a request sees one index from start to end."""
 
-    settings: Settings
-    engine: Engine | None = None
-    error: str | None = None
-    loading: bool = False
-    started: float = field(default_factory=time.monotonic)
-    examples: list[str] = field(default_factory=list)
-    authors: list[str] = field(default_factory=list)
-    sentences: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    engine: Engine
+    generation: str
+    sentences: dict[str, list[tuple[int, int]]]
+    authors: tuple[str, ...]
+    examples: tuple[str, ...] = ()
 
-    def use(self, engine: Engine) -> None:
-        """Take a loaded engine into service: anchors, authors and example questions first.
-
-        Args:
-            engine: The open engine.
-        """
+    @classmethod
+    def of(cls, engine: Engine, generation: str, examples: Sequence[str] = ()) -> View:
+        """The view of an engine: sentence anchors and authors."""
         index = engine.index
         sentences: dict[str, list[tuple[int, int]]] = {a: [] for a in index.articles}
         for ref in index.sentences:
             sentences[ref.article_id].append((ref.start, ref.end))
-        self.sentences = {a: sorted(s) for a, s in sentences.items()}
-        self.authors = sorted({a.author for a in index.articles.values() if a.author})
-        newest = sorted(index.articles.values(), key=lambda a: a.date or dt.date.min, reverse=True)
-        self.examples = []
-        for article in newest[:EXAMPLE_CANDIDATES]:
-            if len(self.examples) < EXAMPLES and _answers(engine, example_prompt(article.title)):
-                self.examples.append(example_prompt(article.title))
-        self.engine = engine
+        return cls(
+            engine,
+            generation,
+            {a: sorted(s) for a, s in sentences.items()},
+            tuple(sorted({a.author for a in index.articles.values() if a.author})),
+            tuple(examples),
+        )
+
+    def ask(self, question: str, options: AskOptions) -> AnswerOut:
+        """Ask the engine. Questions run side by side in the server's worker threads: the
+        engine's caches are thread-safe and ONNX Runtime runs sessions concurrently.
+
+        Args:
+            question: The question.
+            options: Filters and passage count.
+
+        Returns:
+            The answer in its API form.
+
+        Raises:
+            QuestionError: The core refuses the question.
+        """
+        answer = self.engine.ask(
+            question,
+            top_k=options.top_k,
+            date_from=options.date_from,
+            date_to=options.date_to,
+            author=options.author,
+        )
+        return answer_out(answer)
+
+
+def _generation(directory: Path) -> str:
+    try:
+        return (directory / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+@dataclass
+class AppState:
+    """The index in service (or why there is none yet), swapped for a new one when an update
+    lands, without a restart and without failing a request."""
+
+    settings: Settings
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    view: View | None = None
+    error: str | None = None
+    loading: bool = False
+    started: float = field(default_factory=time.monotonic)
+    _swap: threading.Lock = field(default_factory=threading.Lock)
+
+    def use(self, engine: Engine, *, examples: bool = True) -> None:
+        """Take an engine into service, then find its example questions.
+
+        Args:
+            engine: The open engine.
+            examples: Find example questions now (else keep the current ones).
+        """
+        generation = _generation(self.settings.index_path)
+        kept = self.view.examples if self.view else ()
+        self.view = View.of(engine, generation, kept)
+        if examples:
+            found = example_questions(engine, self.questions)
+            if self.view.engine is engine:
+                self.view = replace(self.view, examples=tuple(found))
 
     def load(self) -> None:
         """Open (or build) the index; meant to run in a background thread."""
@@ -265,20 +375,81 @@ class AppState:
             m.get("created_at"),
         )
 
+    def refresh(self) -> bool:
+        """Serve the index's newest generation if it is not the one in service.
+
+        Returns:
+            Whether the index in service changed.
+        """
+        with self._swap:
+            current = self.view
+            if current is None:
+                return False
+            generation = _generation(self.settings.index_path)
+            if not generation or generation == current.generation:
+                return False
+            try:
+                index = load_index(self.settings.index_path)
+            except RagError as e:
+                # A generation mid-write or damaged: keep serving the one in service.
+                log.warning("the new index is not used: %s", e)
+                return False
+            old = current.engine
+            engine = Engine(
+                index,
+                old.encoder,
+                method=old.method,
+                answerer=old.answerer,
+                reader=old._reader,
+                selector=old._selector,
+                runtime=old.runtime,
+            )
+            self.use(engine, examples=False)
+        log.info("now serving %s: %d articles", generation, len(index.articles))
+        found = example_questions(engine, self.questions)
+        with self._swap:
+            if self.view is not None and self.view.engine is engine:
+                self.view = replace(self.view, examples=tuple(found))
+        return True
+
+    def watch(self, stop: threading.Event, every: float = RELOAD_SECONDS) -> None:
+        """Look for a new generation of the index every `every` seconds until stopped."""
+        while not stop.wait(every):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("the new index could not be taken into service")
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine in service."""
+        return self.view.engine if self.view else None
+
     @property
     def articles(self) -> dict[str, Article]:
-        """The articles of the loaded index."""
-        return self.engine.index.articles if self.engine else {}
+        """The articles of the index in service."""
+        return self.view.engine.index.articles if self.view else {}
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        """The authors of the articles in service."""
+        return self.view.authors if self.view else ()
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        """Questions to try."""
+        return self.view.examples if self.view else ()
 
     def health(self) -> HealthOut:
         """Whether questions can be asked, with the index's manifest once it is loaded."""
-        if self.engine is None:
+        if self.view is None:
             status = "failed" if self.error else "loading"
             return HealthOut(ready=False, status=status, error=self.error)
-        m = self.engine.index.manifest
+        index = self.view.engine.index
+        m = index.manifest
         manifest = ManifestOut(
             model=m.get("model", ""),
-            articles=len(self.engine.index.articles),
+            articles=len(index.articles),
             chunks=m.get("chunks", 0),
             sentences=m.get("sentences", 0),
             created_at=m.get("created_at", ""),
@@ -295,58 +466,35 @@ class AppState:
             " takes a little longer). Try again in a few seconds."
         )
 
-    def ask(self, question: str, options: AskOptions) -> AnswerOut:
-        """Ask the engine. Questions run side by side in the server's worker threads: the
-        engine's caches are thread-safe and ONNX Runtime runs sessions concurrently.
-
-        Args:
-            question: The question.
-            options: Filters and passage count.
-
-        Returns:
-            The answer in its API form.
-
-        Raises:
-            QuestionError: The core refuses the question.
-        """
-        assert self.engine is not None
-        answer = self.engine.ask(
-            question,
-            top_k=options.top_k,
-            date_from=options.date_from,
-            date_to=options.date_to,
-            author=options.author,
-        )
-        return answer_out(answer)
-
 
 def _state(request: Request) -> AppState:
     return request.app.state.web
 
 
-def _ready(request: Request) -> AppState:
+def _ready(request: Request) -> View:
     state = _state(request)
-    if state.engine is None:
+    view = state.view
+    if view is None:
         headers = None if state.error else {"Retry-After": "5"}
         raise HTTPException(503, detail=state.not_ready(), headers=headers)
-    return state
+    return view
 
 
 State = Annotated[AppState, Depends(_state)]
-Ready = Annotated[AppState, Depends(_ready)]
+Ready = Annotated[View, Depends(_ready)]
 
 
-def _answer(state: AppState, question: str, options: AskOptions, where: list[str]) -> AnswerOut:
+def _answer(view: View, question: str, options: AskOptions, where: list[str]) -> AnswerOut:
     try:
-        return state.ask(question, options)
+        return view.ask(question, options)
     except QuestionError as e:
         detail = [{"type": "question", "loc": where, "msg": str(e)}]
         raise HTTPException(422, detail=detail) from e
 
 
-def _article(state: AppState, article_id: str) -> Article:
+def _article(view: View, article_id: str) -> Article:
     try:
-        return state.articles[article_id]
+        return view.engine.index.articles[article_id]
     except KeyError as e:
         raise HTTPException(404, detail=f"No article with id {article_id!r}.") from e
 
@@ -420,7 +568,14 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
     )
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    admin_token: str | None = None,
+    questions: Path | None = DEFAULT_QUESTIONS,
+    reload_seconds: float | None = RELOAD_SECONDS,
+) -> FastAPI:
     """Build the web app.
 
     Args:
@@ -428,20 +583,33 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         engine: An open engine to use; when None, the index is opened (or built) in a
             background thread at start-up, and until it is ready `/healthz` says so and
             `/ask` answers 503.
+        admin_token: With a token, `POST /articles` and `DELETE /articles/{id}` exist and
+            take requests that carry it (`Authorization: Bearer TOKEN`).
+        questions: A Q&A JSON Lines file whose questions about the collection's articles
+            are offered as examples when the collection answers them well.
+        reload_seconds: How often to look for a new index generation (written by `rag add`,
+            `rag remove` or `rag index` in another process) and take it into service; None
+            never looks.
 
     Returns:
         The FastAPI app.
     """
-    state = AppState(settings)
+    state = AppState(settings, questions=read_questions(questions))
     if engine is not None:
         state.use(engine)
+    stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if state.engine is None and not state.loading:
+        if state.view is None and not state.loading:
             state.loading = True
             threading.Thread(target=state.load, name="rag-index", daemon=True).start()
+        if reload_seconds:
+            threading.Thread(
+                target=state.watch, args=(stop, reload_seconds), name="rag-watch", daemon=True
+            ).start()
         yield
+        stop.set()
 
     app = FastAPI(
         title="Ask the articles",
@@ -451,6 +619,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.web = state
+    app.state.admin_token = admin_token
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger")
 
@@ -465,8 +634,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             swagger_favicon_url="/swagger-ui/favicon-32x32.png",
         )
 
+    if admin_token:
+        app.include_router(admin)
     app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=MAX_BODY_BYTES,
+        uploads={"/articles": UPLOAD_BYTES} if admin_token else None,
+    )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
@@ -520,21 +695,21 @@ UNREADABLE_BODY = (
 
 
 @router.post("/ask", response_model=AnswerOut, responses=BUSY | BODY, tags=["answers"])
-def ask_post(body: AskRequest, state: Ready) -> AnswerOut:
+def ask_post(body: AskRequest, view: Ready) -> AnswerOut:
     """Answer a question with quoted, cited sentences, or say the articles do not answer."""
-    return _answer(state, body.question, body, ["body", "question"])
+    return _answer(view, body.question, body, ["body", "question"])
 
 
 @router.get("/ask", response_model=AnswerOut, responses=BUSY, tags=["answers"])
-def ask_get(params: Annotated[AskQuery, Query()], state: Ready) -> AnswerOut:
+def ask_get(params: Annotated[AskQuery, Query()], view: Ready) -> AnswerOut:
     """The same as `POST /ask`, with the question in `q`: `curl '.../ask?q=Who+...'`."""
-    return _answer(state, params.q, params, ["query", "q"])
+    return _answer(view, params.q, params, ["query", "q"])
 
 
 @router.get("/articles", response_model=list[ArticleSummary], responses=BUSY, tags=["articles"])
-def articles(request: Request, state: Ready) -> Any:
-    """The articles: JSON, or an HTML list for browsers."""
-    found = [_summary(a) for a in state.articles.values()]
+def articles(request: Request, view: Ready) -> Any:
+    """The articles, newest first: JSON, or an HTML list for browsers."""
+    found = [_summary(a) for a in newest_first(view.engine.index.articles.values())]
     if _prefers_json(request, default=True):
         return found
     return _page(request, "articles.html", {"articles": found})
@@ -553,7 +728,7 @@ def articles(request: Request, state: Ready) -> Any:
 def article(
     article_id: str,
     request: Request,
-    state: Ready,
+    view: Ready,
     hl: Annotated[
         str | None,
         Query(pattern=r"^\d{1,9}-\d{1,9}$", description="A range to highlight: start-end."),
@@ -561,13 +736,13 @@ def article(
 ) -> Any:
     """One article: HTML with every sentence anchored (`#s-{start}-{end}`) and the `hl` range
     highlighted as `#quote`, or JSON with `Accept: application/json`."""
-    found = _article(state, article_id)
+    found = _article(view, article_id)
     mark = _range(found, hl)
     if _prefers_json(request, default=False):
         return ArticleOut.model_validate(
             {**article_to_dict(found, with_text=True), "page_url": article_url(found.id)}
         )
-    blocks = article_blocks(found, state.sentences.get(found.id, []), mark)
+    blocks = article_blocks(found, view.sentences.get(found.id, []), mark)
     return _page(request, "article.html", {"article": found, "blocks": blocks, "mark": mark})
 
 
@@ -583,6 +758,192 @@ def healthz(state: State, response: Response) -> HealthOut:
 def page(request: Request, state: State) -> Response:
     """The question page; `/?q=...` answers on the server, no JavaScript needed."""
     return _question_page(request, state)
+
+
+admin = APIRouter()
+UPLOAD_BYTES = MAX_FILE_BYTES
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    ArticleIn.model_json_schema(),
+                    {"type": "array", "items": ArticleIn.model_json_schema()},
+                ]
+            }
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No admin token, or a wrong one."},
+    **BUSY,
+}
+
+
+def _admin(request: Request) -> AppState:
+    # The admin token, compared in constant time: how long it takes says nothing of the token.
+    token = request.app.state.admin_token.encode()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        raise HTTPException(
+            401,
+            detail=f"This needs the admin token: send the header Authorization: Bearer TOKEN,"
+            f" with the token the server was started with (${ADMIN_ENV}).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    state = _state(request)
+    if state.view is None:
+        raise HTTPException(503, detail=state.not_ready(), headers={"Retry-After": "5"})
+    return state
+
+
+Admin = Annotated[AppState, Depends(_admin)]
+
+
+def _unprocessable(message: str, where: list[str]) -> HTTPException:
+    return HTTPException(422, detail=[{"type": "article", "loc": where, "msg": message}])
+
+
+async def _uploaded(request: Request) -> tuple[list[Article], list[str]]:
+    # The articles of a JSON body (one article or a list) or of an uploaded file.
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    warnings: list[str] = []
+    if kind == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise _unprocessable("Send the file in a form field named 'file'.", ["body", "file"])
+        name = upload.filename or "upload"
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUFFIXES:
+            raise _unprocessable(
+                f"{name}: not a kind of file that holds articles; send one of"
+                f" {', '.join(sorted(SUFFIXES))}",
+                ["body", "file"],
+            )
+        articles = read_data(await upload.read(), suffix, f"upload {name}", warnings)
+        return articles, warnings
+    if kind != "application/json":
+        raise HTTPException(
+            415,
+            detail="Send the article as JSON (Content-Type: application/json) or a file in a"
+            " multipart form field named 'file'.",
+        )
+    try:
+        data = json.loads(await request.body())
+    except ValueError as e:
+        raise HTTPException(400, detail=UNREADABLE_BODY) from e
+    records = data if isinstance(data, list) else [data]
+    if not records:
+        raise _unprocessable("The list of articles is empty.", ["body"])
+    articles = []
+    for number, record in enumerate(records):
+        where = ["body", number] if isinstance(data, list) else ["body"]
+        try:
+            checked = ArticleIn.model_validate(record)
+        except ValidationError as e:
+            raise RequestValidationError(
+                [{**error, "loc": (*where, *error["loc"])} for error in e.errors()]
+            ) from e
+        article, problem = article_from_record(
+            checked.model_dump(mode="json", exclude_none=True), f"POST /articles[{number}]"
+        )
+        if article is None:
+            raise _unprocessable(str(problem), where)
+        articles.append(article)
+    return articles, warnings
+
+
+def _update_out(update: Update) -> UpdateOut:
+    return UpdateOut(
+        added=list(update.added),
+        updated=list(update.updated),
+        removed=list(update.removed),
+        unchanged=update.unchanged,
+        skipped=list(update.skipped),
+        duplicates=[
+            {"first": d.first, "second": d.second, "similarity": d.similarity}
+            for d in update.duplicates
+        ],
+        embedded_chunks=update.embedded_chunks,
+        embedded_sentences=update.embedded_sentences,
+        articles=update.articles,
+        chunks=update.chunks,
+        seconds=round(update.seconds, 3),
+    )
+
+
+def _change(
+    state: AppState,
+    *,
+    add: Sequence[Article] = (),
+    remove: Sequence[str] = (),
+    skipped: Sequence[str] = (),
+) -> UpdateOut:
+    # Update the index (embedding only new text), then serve it before answering.
+    view = state.view
+    assert view is not None
+    try:
+        if remove:
+            _, update = remove_articles(state.settings, view.engine.encoder, remove)
+        else:
+            _, update = add_articles(state.settings, view.engine.encoder, add, skipped=skipped)
+    except IndexBusyError as e:
+        raise HTTPException(503, detail=str(e), headers={"Retry-After": "30"}) from e
+    state.refresh()
+    return _update_out(update)
+
+
+@admin.post(
+    "/articles",
+    status_code=201,
+    response_model=UpdateOut,
+    responses={
+        **ADMIN_ERRORS,
+        400: {"description": "The body is not JSON text in UTF-8."},
+        413: {"description": f"The body is over {UPLOAD_BYTES // 2**20} MB."},
+        415: {"description": "Neither JSON nor a multipart form."},
+        422: {"description": "No article could be read; the message says why."},
+    },
+    openapi_extra={"requestBody": UPLOAD_BODY},
+    tags=["articles"],
+)
+async def add_article(request: Request, state: Admin) -> UpdateOut:
+    """Add articles, or new versions of articles of the same id: a JSON article (or a list of
+    them), or a file in the form field `file` (a page, a feed, JSON Lines, text or
+    Markdown). Only their text is embedded; the new index answers once this returns."""
+    articles, skipped = await _uploaded(request)
+    if not articles:
+        raise _unprocessable("No article could be read: " + "; ".join(skipped), ["body"])
+    return await run_in_threadpool(_change, state, add=articles, skipped=skipped)
+
+
+@admin.delete(
+    "/articles/{article_id}",
+    response_model=UpdateOut,
+    responses={
+        **ADMIN_ERRORS,
+        404: {"description": "No such article."},
+        409: {"description": "It is the last article."},
+    },
+    tags=["articles"],
+)
+def delete_article(article_id: str, state: Admin) -> UpdateOut:
+    """Remove an article: none of its text is left in the index."""
+    if article_id not in state.articles:
+        raise HTTPException(404, detail=f"No article with id {article_id!r}.")
+    try:
+        return _change(state, remove=[article_id])
+    except CollectionError as e:
+        raise HTTPException(409, detail=str(e)) from e
 
 
 def _summary(article: Article) -> ArticleSummary:
@@ -610,10 +971,11 @@ def _question_page(request: Request, state: AppState) -> Response:
         params = AskQuery.model_validate(fields)
     except ValidationError as e:
         return _page(request, "index.html", {**context, "error": _message(e.errors())}, 422)
-    if state.engine is None:
+    view = state.view
+    if view is None:
         return _page(request, "index.html", {**context, "error": state.not_ready()}, 503)
     try:
-        context["answer"] = state.ask(params.q, params)
+        context["answer"] = view.ask(params.q, params)
     except QuestionError as e:
         return _page(request, "index.html", {**context, "error": str(e)}, 422)
     return _page(request, "index.html", context)
@@ -636,16 +998,24 @@ def default_app() -> FastAPI:
         The FastAPI app; the index loads in the background once it starts.
     """
     _log_progress()
-    return create_app(Settings())
+    return create_app(Settings(), admin_token=os.environ.get(ADMIN_ENV) or None)
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the web app with uvicorn until interrupted, printing its address.
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    questions: Path | None = DEFAULT_QUESTIONS,
+) -> None:
+    """Serve the web app with uvicorn until interrupted, printing its address. With
+    `$RAG_ADMIN_TOKEN` set, articles can be added and removed over HTTP with that token.
 
     Args:
         settings: Where the collection and index are.
         host: The interface to listen on.
         port: The port.
+        questions: A Q&A file to take example questions from.
     """
     _log_progress()
     shown = "localhost" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
@@ -657,4 +1027,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> N
             " it local.",
             flush=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port)
+    token = os.environ.get(ADMIN_ENV) or None
+    if token:
+        print(f"Adding and removing articles over HTTP is on (${ADMIN_ENV} is set).", flush=True)
+    uvicorn.run(create_app(settings, admin_token=token, questions=questions), host=host, port=port)

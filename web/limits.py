@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 
@@ -17,23 +18,29 @@ class _TooLarge(HTTPException):
 
 class BodyLimit:
     """ASGI middleware: a body over `max_bytes` gets 413, checked on its declared length and
-    again as it streams in, so a chunked upload is cut off at the limit, not buffered."""
+    again as it streams in, so a chunked upload is cut off at the limit, not buffered.
+    `uploads` gives some paths (an article upload) a larger limit of their own."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app, max_bytes: int = MAX_BODY_BYTES, uploads: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = dict(uploads or {})
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get(scope.get("path", ""), self.max_bytes)
+        message = self._too_large() if limit == self.max_bytes else self._upload_too_large(limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await self._refuse(send, 400, "The Content-Length header is not a number.")
                 return
-            if int(declared) > self.max_bytes:
-                await self._refuse(send, 413, self._too_large())
+            if int(declared) > limit:
+                await self._refuse(send, 413, message)
                 return
         received = 0
         started = False
@@ -43,8 +50,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge(413, self._too_large())
+                if received > limit:
+                    raise _TooLarge(413, message)
             return message
 
         async def tracked_send(message) -> None:
@@ -56,13 +63,17 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send, 413, self._too_large())
+                await self._refuse(send, 413, message)
 
     def _too_large(self) -> str:
         return (
             f"The request body is over {self.max_bytes // 1024} KiB. Send the question alone"
             " (at most 1,000 characters) with its options."
         )
+
+    @staticmethod
+    def _upload_too_large(limit: int) -> str:
+        return f"The upload is over {limit // 2**20} MB. Split it into smaller files."
 
     @staticmethod
     async def _refuse(send, status: int, message: str) -> None:

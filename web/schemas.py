@@ -196,3 +196,41 @@ class HealthOut(BaseModel):
     status: Literal["loading", "ready", "failed"]
     error: str | None = None
     manifest: ManifestOut | None = None
+
+
+class ArticleIn(BaseModel):
+    """An article to add (`POST /articles`); one with the id of an article already there
+    replaces it. The id is made from the title when not given."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, description="Paragraphs separated by blank lines.")
+    id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/?#\s]+$")
+    author: str | None = Field(None, max_length=MAX_AUTHOR_CHARS)
+    date: dt.date | None = Field(None, description="Publication day, YYYY-MM-DD.")
+    url: str | None = Field(None, max_length=2000, description="The original address.")
+
+
+class DuplicateOut(BaseModel):
+    """Two articles that tell one story; answers cite each once."""
+
+    first: str
+    second: str
+    similarity: float = Field(description="Share of the shorter one's text found in the other.")
+
+
+class UpdateOut(BaseModel):
+    """What adding or removing articles did."""
+
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
+    unchanged: int
+    skipped: list[str] = Field(description="What could not be read, and why.")
+    duplicates: list[DuplicateOut]
+    embedded_chunks: int
+    embedded_sentences: int
+    articles: int
+    chunks: int
+    seconds: float
