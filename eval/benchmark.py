@@ -198,7 +198,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             f"{len(built.chunks)} chunks, {len(built.sentences)} sentences; raw encode {raw_s:.0f} s",
         )
     )
-    rows.append(_one_more_article(large, work, built, encoder, build_s, runtime))
+    rows += _one_more_article(large, work, built, encoder, build_s, runtime)
     big = Engine(built, encoder, runtime=runtime)
     big.ask(questions[0])
     asked_big = _asked(big, questions)
@@ -214,38 +214,48 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     return rows
 
 
-def _one_more_article(large: Path, work: Path, built, encoder, build_s: float, runtime: str) -> Row:
-    # The large collection's index saved, one article appended to its file, and the index
-    # brought up to date: only the new article's text should go through the model.
+def _one_more_article(
+    large: Path, work: Path, built, encoder, build_s: float, runtime: str
+) -> list[Row]:
+    # The large collection's index saved, then one article added and removed as `rag add`
+    # and `rag remove` do: only the new article's text should go through the model.
     from rag.index import save_index
+    from rag.ingest import article_from_record
     from rag.settings import Settings
-    from rag.updates import open_index
+    from rag.updates import add_articles, remove_articles
 
     directory = work / "large-index"
     save_index(built, directory)
-    article = {
-        "id": "one-more",
-        "title": "Drone strike near Baghdad airport",
-        "text": "A drone strike killed a militia commander near Baghdad airport on Tuesday."
-        " The militia vowed revenge in a statement on Wednesday.",
-    }
-    with large.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(article) + "\n")
-    started = time.perf_counter()
-    index, _ = open_index(
-        Settings(collection=(large,), index_dir=directory, runtime=runtime), encoder
+    article, _ = article_from_record(
+        {
+            "id": "one-more",
+            "title": "Drone strike near Baghdad airport",
+            "text": "A drone strike killed a militia commander near Baghdad airport on Tuesday."
+            " The militia vowed revenge in a statement on Wednesday.",
+        },
+        "bench",
     )
-    seconds = time.perf_counter() - started
-    embedded = index.manifest.get("embedded", {})
-    return Row(
-        "re-index after adding 1 article",
-        seconds,
-        None,
-        "s",
-        seconds / build_s,
-        "full build",
-        f"embedded {embedded.get('chunks')} chunks, {embedded.get('sentences')} sentences",
-    )
+    settings = Settings(collection=(large,), index_dir=directory, runtime=runtime)
+    rows = []
+    for label, change in (
+        ("rag add: 1 article", lambda: add_articles(settings, encoder, [article])),
+        ("rag remove: 1 article", lambda: remove_articles(settings, encoder, ["one-more"])),
+    ):
+        started = time.perf_counter()
+        _, update = change()
+        seconds = time.perf_counter() - started
+        rows.append(
+            Row(
+                f"{label} to {len(built.chunks)} chunks",
+                seconds,
+                None,
+                "s",
+                seconds / build_s,
+                "full build",
+                f"embedded {update.embedded_chunks} chunks, {update.embedded_sentences} sentences",
+            )
+        )
+    return rows
 
 
 def _get(connection: http.client.HTTPConnection, path: str) -> int:

@@ -51,7 +51,7 @@ def test_serve_says_when_it_listens_beyond_this_machine(monkeypatch, capsys, hos
     import web.app
 
     monkeypatch.setattr(web.app.uvicorn, "run", lambda *a, **k: None)
-    monkeypatch.setattr(web.app, "create_app", lambda settings: None)
+    monkeypatch.setattr(web.app, "create_app", lambda settings, **options: None)
     web.app.serve(Settings(), host=host, port=8123)
     out = capsys.readouterr().out
     assert "Serving on http://" in out

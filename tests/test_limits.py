@@ -10,17 +10,18 @@ from fastapi.testclient import TestClient
 from web.limits import BodyLimit
 
 
-def _app(limit: int) -> tuple[FastAPI, list[int]]:
+def _app(limit: int, uploads: dict[str, int] | None = None) -> tuple[FastAPI, list[int]]:
     app = FastAPI()
     read: list[int] = []
 
     @app.post("/echo")
+    @app.post("/upload")
     async def echo(request: Request) -> dict:
         body = await request.body()
         read.append(len(body))
         return {"bytes": len(body)}
 
-    app.add_middleware(BodyLimit, max_bytes=limit)
+    app.add_middleware(BodyLimit, max_bytes=limit, uploads=uploads)
     return app, read
 
 
@@ -37,6 +38,17 @@ def test_a_declared_large_body_is_refused_unread():
     assert response.status_code == 413
     assert "over" in response.json()["detail"]
     assert read == []
+
+
+def test_an_upload_path_has_its_own_larger_limit():
+    app, read = _app(100, uploads={"/upload": 3 * 2**20})
+    client = TestClient(app)
+    assert client.post("/upload", content=b"x" * 5000).json() == {"bytes": 5000}
+    assert client.post("/echo", content=b"x" * 5000).status_code == 413
+    response = client.post("/upload", content=(b"y" * 1024 for _ in range(4 * 1024)))
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The upload is over 3 MB. Split it into smaller files."
+    assert read == [5000]
 
 
 def test_a_streamed_body_is_cut_off_at_the_limit():

@@ -33,14 +33,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.uploads.get(scope.get("path", ""), self.max_bytes)
-        message = self._too_large() if limit == self.max_bytes else self._upload_too_large(limit)
+        refusal = self._too_large() if limit == self.max_bytes else self._upload_too_large(limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await self._refuse(send, 400, "The Content-Length header is not a number.")
                 return
             if int(declared) > limit:
-                await self._refuse(send, 413, message)
+                await self._refuse(send, 413, refusal)
                 return
         received = 0
         started = False
@@ -51,7 +51,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(413, message)
+                    raise _TooLarge(413, refusal)
             return message
 
         async def tracked_send(message) -> None:
@@ -63,7 +63,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send, 413, message)
+                await self._refuse(send, 413, refusal)
 
     def _too_large(self) -> str:
         return (
