@@ -153,9 +153,12 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
             for d in update.duplicates
         ]
     if update.built:
+        kept = update.chunks - update.embedded_chunks
         lines.append(
             f"  Embedded {update.embedded_chunks} chunks and {update.embedded_sentences}"
-            f" sentences (the rest kept from the index it replaced) in {update.seconds:.1f} s."
+            " sentences"
+            + (f" ({kept} chunks kept from the index it replaced)" if kept else "")
+            + f" in {update.seconds:.1f} s."
         )
     return "\n".join(lines)
 
@@ -196,6 +199,9 @@ def _read_sources(sources: list[str]) -> tuple[list, list[str]]:
                 continue
             found = read_data(fetched.data, fetched.suffix, fetched.url, warnings)
             articles += [a if a.url else dataclasses.replace(a, url=fetched.url) for a in found]
+            continue
+        if not Path(source).exists():
+            warnings.append(f"{source}: skipped, no such file or folder")
             continue
         for path in expand_paths([source], warnings):
             articles += read_file(path, warnings)

@@ -212,6 +212,8 @@ def add_articles(
     directory = settings.index_path
     with build_lock(directory):
         changes = read_changes(directory)
+        base = load_collection(settings.collection)
+        before = apply_changes(base, changes)
         new_urls = {a.url for a in articles if a.url}
         kept = [
             a
@@ -220,16 +222,16 @@ def add_articles(
         ]
         changes = Changes((*kept, *articles), tuple(i for i in changes.removed if i not in seen))
         write_changes(directory, changes)
-        collection = apply_changes(load_collection(settings.collection), changes)
         return _build(
             settings,
             encoder,
-            collection,
+            apply_changes(base, changes),
             reasons=[f"{len(articles)} articles added"],
             reuse=True,
             progress=progress,
             started=started,
             skipped=skipped,
+            before=before,
         )
 
 
@@ -255,7 +257,8 @@ def remove_articles(
     with build_lock(directory):
         changes = read_changes(directory)
         base = load_collection(settings.collection)
-        present = {a.id for a in apply_changes(base, changes).articles}
+        before = apply_changes(base, changes)
+        present = {a.id for a in before.articles}
         unknown = [i for i in ids if i not in present]
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(present), n=3)
@@ -283,6 +286,7 @@ def remove_articles(
             reuse=True,
             progress=progress,
             started=started,
+            before=before,
         )
 
 
@@ -323,8 +327,10 @@ def _build(
     progress: Progress | None,
     started: float,
     skipped: Sequence[str] = (),
+    before: Collection | None = None,
 ) -> tuple[Index, Update]:
-    # Build and save under the caller's lock, and say what changed from the index replaced.
+    # Build and save under the caller's lock, and say what changed from the collection
+    # before (by default, the articles of the index replaced).
     directory = settings.index_path
     log.info("building the index in %s (%s)", directory, "; ".join(reasons))
     previous = _previous(directory)
@@ -338,7 +344,10 @@ def _build(
         cache = EmbeddingCache.from_index(previous)
     index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
     save_index(index, directory)
-    before = previous.articles if previous is not None else {}
+    if before is not None:
+        before = {a.id: a for a in before.articles}
+    else:
+        before = previous.articles if previous is not None else {}
     added = tuple(i for i in index.articles if i not in before)
     updated = tuple(
         i for i, a in index.articles.items() if i in before and _content(before[i]) != _content(a)
