@@ -286,3 +286,38 @@ def test_a_page_and_a_feed_added_to_the_shipped_collection_are_answered_and_remo
         a, b = shrunk.ask(qa["question"]), full.ask(qa["question"])
         assert (a.answered, _quotes(a)) == (b.answered, _quotes(b)), qa["question"]
         assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+
+
+@pytest.mark.model
+def test_a_syndicated_copy_is_cited_once_beside_the_original(engine, index_dir, tmp_path):
+    from rag.engine import Engine
+
+    original = engine.index.articles[
+        "assessing-the-implications-of-irans-missile-attack-on-iraqi-military-bases"
+    ]
+    # Syndicated: a new headline, a sentence trimmed, a few words changed.
+    body = (
+        original.body.replace("markedly muted", "notably muted")
+        .replace("These troops have been on high alert", "The troops had been on alert")
+        .replace("Tehran directed", "Iran directed")
+    )
+    copy = {"id": "wire-copy", "title": "Iran's muted missile strike, assessed", "text": body}
+    directory = tmp_path / "index"
+    shutil.copytree(index_dir, directory)
+    settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=directory)
+    index, update = add_articles(settings, engine.encoder, _articles(_record(**copy)))
+    assert [(d.first, d.second) for d in update.duplicates] == [(original.id, "wire-copy")]
+    grown = Engine(index, engine.encoder, reader=engine.reader)
+    answer = grown.ask("How many ballistic missiles did Iran fire?")
+    first = answer.sentences[0]
+    assert first.span == "22"
+    assert sorted(c.article_id for c in first.citations) == sorted([original.id, "wire-copy"])
+    for citation in first.citations:
+        text = index.articles[citation.article_id].text[citation.start : citation.end]
+        assert "22 ballistic missiles were fired" in text
+        assert (
+            text[citation.span_start - citation.start : citation.span_end - citation.start] == "22"
+        )
+    for sentence in answer.sentences:  # every source once
+        cited = [c.article_id for c in sentence.citations]
+        assert len(cited) == len(set(cited))
