@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from rag.sentences import split_sentences
 from rag.types import Article, Chunk
@@ -34,8 +36,18 @@ def article_sentences(article: Article) -> list[tuple[int, int, int]]:
     return out
 
 
+def article_key(article: Article) -> str:
+    """A digest of what an article's chunks depend on: its text, paragraphs and sections."""
+    layout = [article.text, article.paragraphs, [(s.start, s.end) for s in article.sections]]
+    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+
+
 def chunk_articles(
-    articles: Sequence[Article], count_tokens: TokenCounter, settings: ChunkSettings
+    articles: Sequence[Article],
+    count_tokens: TokenCounter,
+    settings: ChunkSettings,
+    *,
+    known: Mapping[str, Sequence[Chunk]] | None = None,
 ) -> list[Chunk]:
     """Cut articles into chunks of whole sentences that never cross a section.
 
@@ -47,12 +59,20 @@ def chunk_articles(
         articles: The articles.
         count_tokens: Word-piece counter of the embedding model.
         settings: Chunk size and overlap.
+        known: Chunks made before with the same settings and model, by `article_key`: an
+            article found there is not split again.
 
     Returns:
         Chunks numbered from 0 in article order.
     """
     chunks: list[Chunk] = []
     for article in articles:
+        reused = known.get(article_key(article)) if known else None
+        if reused is not None:
+            chunks += [
+                replace(c, id=len(chunks) + i, article_id=article.id) for i, c in enumerate(reused)
+            ]
+            continue
         sentences = article_sentences(article)
         sizes = count_tokens([article.text[s:e] for s, e, _ in sentences])
         for number, section in enumerate(article.sections):

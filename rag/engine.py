@@ -77,6 +77,25 @@ class Engine:
             self._selector = load_selector()
         return self._selector
 
+    def with_index(self, index: Index) -> Engine:
+        """The same models and options over another index (a newer version of this one).
+
+        Args:
+            index: The index.
+
+        Returns:
+            A new engine; this one is unchanged.
+        """
+        return Engine(
+            index,
+            self.encoder,
+            method=self.method,
+            answerer=self.answerer,
+            reader=self._reader,
+            selector=self._selector,
+            runtime=self.runtime,
+        )
+
     @classmethod
     def open(cls, settings: Settings, encoder=None) -> Engine:
         """Open the index the settings name, building it if needed.

@@ -20,7 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from rag.chunking import ChunkSettings, chunk_articles
+from rag.chunking import ChunkSettings, article_key, chunk_articles
 from rag.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
@@ -94,10 +94,13 @@ class EmbeddingCache:
 
     chunks: dict[str, np.ndarray]
     sentences: dict[str, tuple[np.ndarray, np.ndarray]]  # vector, content-token rows
+    # The chunks of each article, by `article_key`, when made with the settings asked for.
+    layouts: dict[str, list[Chunk]] = field(default_factory=dict)
 
     @classmethod
-    def from_index(cls, index: Index) -> EmbeddingCache:
-        """The vectors of a saved index, by text."""
+    def from_index(cls, index: Index, *, settings: ChunkSettings | None = None) -> EmbeddingCache:
+        """The vectors of a saved index, by text, and its articles' chunks when it was cut
+        with `settings` (an article left as it was is not split again)."""
         ids = np.arange(index.chunk_vectors.ntotal, dtype=np.int64)
         chunk_vectors = index.chunk_vectors.reconstruct_batch(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
@@ -105,7 +108,13 @@ class EmbeddingCache:
             _key(index.sentence_text(ref)): (index.sentence_vectors[n], index.sentence_tokens(n))
             for n, ref in enumerate(index.sentences)
         }
-        return cls(chunks, sentences)
+        layouts: dict[str, list[Chunk]] = {}
+        if settings is not None and index.manifest.get("chunking") == asdict(settings):
+            by_article: dict[str, list[Chunk]] = {}
+            for chunk in index.chunks:
+                by_article.setdefault(chunk.article_id, []).append(chunk)
+            layouts = {article_key(index.articles[a]): c for a, c in by_article.items()}
+        return cls(chunks, sentences, layouts)
 
 
 def build_index(
@@ -133,7 +142,9 @@ def build_index(
     started = time.perf_counter()
     cache = cache or EmbeddingCache({}, {})
     dimension = int(encoder.dimension)
-    chunks = chunk_articles(collection.articles, encoder.count_tokens, settings)
+    chunks = chunk_articles(
+        collection.articles, encoder.count_tokens, settings, known=cache.layouts
+    )
     chunk_keys = [_key(c.text) for c in chunks]
     new_chunks = list(
         {
@@ -250,7 +261,7 @@ def content_token_matrix(
     offsets = np.zeros(len(matrices) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(m) for m in matrices])
     stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
-    return stacked.astype(np.float16), offsets
+    return stacked.astype(np.float16, copy=False), offsets
 
 
 def article_to_json(article: Article) -> dict[str, Any]:
@@ -358,7 +369,7 @@ def save_index(index: Index, directory: Path) -> Path:
     pointer = directory / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
     pointer.write_text(generation.name + "\n", encoding="utf-8")
     os.replace(pointer, directory / CURRENT)
-    index.manifest = manifest
+    index.manifest = {**manifest, "generation": generation.name}
     for old in directory.glob("gen-*"):
         if old.name != generation.name:
             shutil.rmtree(old, ignore_errors=True)
@@ -470,7 +481,7 @@ def load_index(directory: Path) -> Index:
                 f" manifest says {dimension}; {_fix(directory)}"
             )
     return Index(
-        manifest,
+        {**manifest, "generation": generation.name},
         articles,
         chunks,
         chunk_vectors,

@@ -341,7 +341,7 @@ def _build(
         and previous.manifest.get("model") == encoder.name
         and previous.manifest.get("dimension") == encoder.dimension
     ):
-        cache = EmbeddingCache.from_index(previous)
+        cache = EmbeddingCache.from_index(previous, settings=settings.chunking)
     index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
     save_index(index, directory)
     if before is not None:

@@ -47,6 +47,21 @@ class FakeEncoder:
         return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
 
 
+class Counting(FakeEncoder):
+    """A fake encoder that records every text the index asks it to embed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts, *, batch_size: int = 64):
+        self.texts += list(texts)
+        return FakeEncoder().encode(texts)
+
+    def encode_with_tokens(self, texts, *, batch_size: int = 64):
+        self.texts += list(texts)
+        return FakeEncoder().encode_with_tokens(texts)
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()

@@ -205,21 +205,7 @@ def test_a_second_indexer_waits_then_refuses_and_a_killed_one_frees_the_lock(tmp
 
 
 def test_a_rebuild_embeds_only_new_text_and_equals_a_full_build(tmp_path, fake_encoder):
-    from tests.conftest import FakeEncoder
-
-    class Counting(FakeEncoder):
-        """Records every text the index asks it to embed."""
-
-        def __init__(self) -> None:
-            self.texts: list[str] = []
-
-        def encode(self, texts, *, batch_size: int = 64):
-            self.texts += list(texts)
-            return FakeEncoder().encode(texts)
-
-        def encode_with_tokens(self, texts, *, batch_size: int = 64):
-            self.texts += list(texts)
-            return FakeEncoder().encode_with_tokens(texts)
+    from tests.conftest import Counting
 
     source = tmp_path / "articles.txt"
     source.write_text(DEFAULT_COLLECTION.read_text(encoding="utf-8"), encoding="utf-8")

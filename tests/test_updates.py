@@ -18,28 +18,13 @@ from rag.ingest import DEFAULT_COLLECTION, load_collection, read_data
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.updates import add_articles, current_collection, open_index, remove_articles
-from tests.conftest import FakeEncoder
+from tests.conftest import Counting, FakeEncoder
 from tests.test_pages import BOILERPLATE, PAGE, RSS
 
 BASE = (
     "Strike on a convoy\n\nA drone strike hit a convoy near Baghdad airport on Friday."
     " Two vehicles burned.\n\nThe militia vowed revenge.\n"
 )
-
-
-class Counting(FakeEncoder):
-    """Records every text the index asks it to embed."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def encode(self, texts, *, batch_size: int = 64):
-        self.texts += list(texts)
-        return FakeEncoder().encode(texts)
-
-    def encode_with_tokens(self, texts, *, batch_size: int = 64):
-        self.texts += list(texts)
-        return FakeEncoder().encode_with_tokens(texts)
 
 
 def _record(**fields) -> bytes:

@@ -344,9 +344,8 @@ class AppState:
             engine: The open engine.
             examples: Find example questions now (else keep the current ones).
         """
-        generation = _generation(self.settings.index_path)
         kept = self.view.examples if self.view else ()
-        self.view = View.of(engine, generation, kept)
+        self.view = View.of(engine, engine.index.manifest.get("generation", ""), kept)
         if examples:
             found = example_questions(engine, self.questions)
             if self.view.engine is engine:
@@ -394,16 +393,7 @@ class AppState:
                 # A generation mid-write or damaged: keep serving the one in service.
                 log.warning("the new index is not used: %s", e)
                 return False
-            old = current.engine
-            engine = Engine(
-                index,
-                old.encoder,
-                method=old.method,
-                answerer=old.answerer,
-                reader=old._reader,
-                selector=old._selector,
-                runtime=old.runtime,
-            )
+            engine = current.engine.with_index(index)
             self.use(engine, examples=False)
         log.info("now serving %s: %d articles", generation, len(index.articles))
         found = example_questions(engine, self.questions)
