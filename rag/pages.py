@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import re
 from collections.abc import Sequence
@@ -93,6 +94,15 @@ def _paragraphs(html: str) -> list[str]:
     return [squash(p) for p in re.split(r"\n\s*\n", text) if squash(p)]
 
 
+def _feed_author(value: str) -> str | None:
+    # RSS writes an author as an address with the name in brackets: "news@x.org (Pia Lind)".
+    value = squash(value)
+    if "@" in value:
+        name, _ = email.utils.parseaddr(value)
+        return squash(name) or value
+    return value or None
+
+
 def _entry_id(title: str, key: str | None) -> str | None:
     # Stable across re-reads of the feed, and distinct for two feeds' entries of one title.
     if not key:
@@ -135,7 +145,7 @@ def read_feed(data: bytes, source: str, warnings: list[str]) -> list[Article]:
             continue
         parsed = entry.get("published_parsed") or entry.get("updated_parsed")
         date = dt.date(*parsed[:3]) if parsed else None
-        author = squash(entry.get("author", "")) or None
+        author = _feed_author(entry.get("author", ""))
         link = entry.get("link") or None
         articles.append(
             build_article(

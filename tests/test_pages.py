@@ -51,7 +51,7 @@ RSS = """<?xml version="1.0" encoding="ISO-8859-1"?>
 civilian contractor.</p><p>A group called Saraya Awliya al-Dam claimed the attack.
 Caf\xe9 owners nearby said the blasts shook windows.</p>]]></content:encoded></item>
 <item><title>Militia leader arrested in Basra</title><link>https://example.org/basra</link>
-<pubDate>Wed, 17 Feb 2021 09:00:00 +0000</pubDate>
+<pubDate>Wed, 17 Feb 2021 09:00:00 +0000</pubDate><author>desk@example.org (Lee Kim)</author>
 <description>Police in Basra arrested a militia leader accused of killing protesters.</description>
 </item></channel></rss>""".encode("latin-1")
 
@@ -102,6 +102,7 @@ def test_feeds_give_one_article_per_entry_with_link_date_and_summaries_marked(fo
     basra = by_title["Militia leader arrested in Basra"]
     assert basra.body.startswith("Police in Basra arrested")
     assert basra.text.endswith("Date: 2021-02-17 | Summary from the feed")
+    assert basra.author == "Lee Kim"  # RSS's "address (name)"
     mosul = by_title["Pope visits Mosul"]
     assert (mosul.author, mosul.date, mosul.url) == (
         "Ann Lee",

@@ -416,3 +416,10 @@ def test_a_long_question_in_the_query_string_gets_a_422(client):
     response = client.get("/ask", params={"q": "why " * 1_500})
     assert response.status_code == 422
     assert "1000" in str(response.json()["detail"])
+
+
+def test_a_missing_or_unknown_field_is_named_with_what_to_do(client):
+    response = client.post("/ask", json={"q": "Who shot Hisham al-Hashimi?"})
+    messages = {e["loc"][-1]: e["msg"] for e in response.json()["detail"]}
+    assert messages["question"] == "'question' is required; add it to the request (see /docs)"
+    assert messages["q"] == "'q' is not a field of this request; see /docs for the fields"

@@ -524,8 +524,14 @@ def _plain_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     plain = []
     for error in errors:
         message = str(error.get("msg", "")).removeprefix("Value error, ")
-        if str(error.get("type", "")).startswith("date") and "YYYY-MM-DD" not in message:
+        kind = str(error.get("type", ""))
+        name = str(error["loc"][-1]) if error.get("loc") else ""
+        if kind.startswith("date") and "YYYY-MM-DD" not in message:
             message += "; write the date as YYYY-MM-DD, such as 2020-01-31"
+        elif kind == "missing" and name:
+            message = f"'{name}' is required; add it to the request (see /docs)"
+        elif kind == "extra_forbidden" and name:
+            message = f"'{name}' is not a field of this request; see /docs for the fields"
         plain.append({"type": error.get("type"), "loc": list(error.get("loc", ())), "msg": message})
     return plain
 
