@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -183,37 +182,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_sources(sources: list[str]) -> tuple[list, list[str]]:
-    # Articles from files, folders and web addresses; what cannot be used is named, not fatal.
-    from rag.errors import FetchError
-    from rag.fetch import fetch, is_url
-    from rag.ingest import expand_paths, read_data, read_file
-
-    articles, warnings = [], []
-    for source in sources:
-        if is_url(source):
-            try:
-                fetched = fetch(source)
-            except FetchError as e:
-                warnings.append(str(e))
-                continue
-            found = read_data(fetched.data, fetched.suffix, fetched.url, warnings)
-            articles += [a if a.url else dataclasses.replace(a, url=fetched.url) for a in found]
-            continue
-        if not Path(source).exists():
-            warnings.append(f"{source}: skipped, no such file or folder")
-            continue
-        for path in expand_paths([source], warnings):
-            articles += read_file(path, warnings)
-    return articles, warnings
-
-
 def cmd_add(args: argparse.Namespace) -> int:
     from embeddings import load_encoder
-    from rag.updates import add_articles
+    from rag.updates import add_articles, read_sources
 
     settings = _settings(args)
-    articles, warnings = _read_sources(args.sources)
+    articles, warnings = read_sources(args.sources)
     if not articles:
         raise CollectionError(
             "Nothing to add: no article could be read. " + "; ".join(warnings or ["no source"])

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.duplicates import Duplicate
-from rag.errors import CollectionError, IndexMissingError, IndexProblemError, IndexStaleError
+from rag.errors import (
+    CollectionError,
+    FetchError,
+    IndexMissingError,
+    IndexProblemError,
+    IndexStaleError,
+)
 from rag.index import (
     EmbeddingCache,
     Index,
@@ -28,7 +34,7 @@ from rag.index import (
     save_index,
     stale_reasons,
 )
-from rag.ingest import Collection, load_collection
+from rag.ingest import Collection, expand_paths, load_collection, read_data, read_file
 from rag.settings import Settings
 from rag.types import Article
 
@@ -124,6 +130,38 @@ class Update:
     embedded_sentences: int = 0
     seconds: float = 0.0
     reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
+    """Read articles from files, folders and http(s) addresses of pages and feeds.
+
+    Args:
+        sources: Paths and addresses, as typed.
+
+    Returns:
+        (the articles, what was skipped and why: a missing path, an address that failed, a
+        file that holds no article...).
+    """
+    from rag.fetch import fetch, is_url
+
+    articles: list[Article] = []
+    warnings: list[str] = []
+    for source in sources:
+        if is_url(source):
+            try:
+                fetched = fetch(source)
+            except FetchError as e:
+                warnings.append(str(e))
+                continue
+            found = read_data(fetched.data, fetched.suffix, fetched.url, warnings)
+            # A page that does not name its own address gets the one it was fetched from.
+            articles += [a if a.url else replace(a, url=fetched.url) for a in found]
+        elif not Path(source).exists():
+            warnings.append(f"{source}: skipped, no such file or folder")
+        else:
+            for path in expand_paths([source], warnings):
+                articles += read_file(path, warnings)
+    return articles, warnings
 
 
 def current_collection(settings: Settings) -> Collection:

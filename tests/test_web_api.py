@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
+import rag.examples
 import web.app
 from rag.engine import Engine
 from rag.settings import Settings
@@ -257,13 +258,13 @@ def test_questions_to_try_are_known_questions_answered_well_one_per_article(clie
     examples = [
         html.unescape(e) for e in re.findall(r'<li><a href="/\?q=[^"]+">([^<]+)</a></li>', page)
     ]
-    assert len(examples) == web.app.EXAMPLES
+    assert len(examples) == rag.examples.EXAMPLES
     known = {qa["question"]: qa for qa in load_qa(DEFAULT_QA)}
     cited = []
     for example in examples:
         assert example in known
         answer = engine.ask(example)
-        assert answer.answered and answer.confidence >= web.app.EXAMPLE_CONFIDENCE
+        assert answer.answered and answer.confidence >= rag.examples.EXAMPLE_CONFIDENCE
         first = answer.sentences[0].citations[0]
         assert squash(first.title) in {squash(t) for t in known[example]["articles"]}
         cited.append(engine.index.articles[first.article_id])

@@ -9,10 +9,9 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -32,12 +31,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.engine import Engine
-from rag.errors import CollectionError, IndexBusyError, QuestionError, RagError
-from rag.index import CURRENT, load_index
+from rag.errors import CollectionError, IndexBusyError, QuestionError
+from rag.examples import read_questions
 from rag.ingest import MAX_FILE_BYTES, SUFFIXES, article_from_record, read_data
 from rag.serialize import answer_to_dict, article_to_dict, newest_first
 from rag.settings import Settings
-from rag.text import squash
 from rag.types import Answer, Article
 from rag.updates import Update, add_articles, remove_articles
 from web.limits import MAX_BODY_BYTES, BodyLimit
@@ -50,9 +48,9 @@ from web.schemas import (
     AskQuery,
     AskRequest,
     HealthOut,
-    ManifestOut,
     UpdateOut,
 )
+from web.state import RELOAD_SECONDS, AppState, View
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +59,6 @@ ADMIN_ENV = "RAG_ADMIN_TOKEN"
 # Example questions come from a Q&A file: by default the project's own eval set, whose
 # questions are about the shipped articles.
 DEFAULT_QUESTIONS = Path(str(importlib.resources.files("eval") / "qa.jsonl"))
-EXAMPLES = 3
-EXAMPLES_PER_ARTICLE = 2
-EXAMPLES_ASKED = 24
-EXAMPLE_CONFIDENCE = 0.6
-RELOAD_SECONDS = 1.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -207,256 +200,6 @@ def article_blocks(
     return blocks
 
 
-def example_questions(
-    engine: Engine, candidates: Sequence[dict[str, Any]], *, count: int = EXAMPLES
-) -> list[str]:
-    """Questions the collection answers well, to offer as examples: known questions (a Q&A
-    set's) about its articles, newest articles first, each asked, and kept when answered
-    confidently from the article it is about; one per article.
-
-    Args:
-        engine: The open engine.
-        candidates: Q&A records with `question` and the gold article titles in `articles`.
-        count: How many to return.
-
-    Returns:
-        Up to `count` questions.
-    """
-    titles = {squash(a.title): a for a in engine.index.articles.values()}
-    by_article: dict[str, list[str]] = {}
-    for record in candidates:
-        question = record["question"].strip()
-        if not (question[:1].isupper() and question.endswith("?")):
-            continue  # a question typed in haste reads poorly as an example
-        for title in record.get("articles", ()):
-            if squash(title) in titles:
-                by_article.setdefault(titles[squash(title)].id, []).append(record["question"])
-    chosen: list[str] = []
-    asked = 0
-    for article in newest_first(engine.index.articles.values()):
-        for question in by_article.get(article.id, [])[:EXAMPLES_PER_ARTICLE]:
-            if len(chosen) >= count or asked >= EXAMPLES_ASKED:
-                return chosen
-            asked += 1
-            try:
-                answer = engine.ask(question)
-            except QuestionError:
-                continue
-            first = answer.sentences[0].citations[0] if answer.sentences else None
-            if (
-                answer.answered
-                and answer.confidence >= EXAMPLE_CONFIDENCE
-                and first is not None
-                and first.article_id == article.id
-            ):
-                chosen.append(question)
-                break
-    return chosen
-
-
-def read_questions(path: Path | None) -> list[dict[str, Any]]:
-    """The Q&A records of a JSON Lines file; none when there is no file or it is unreadable."""
-    if path is None:
-        return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError) as e:
-        log.warning("example questions not read from %s: %s", path, e)
-        return []
-    return [r for r in records if isinstance(r, dict) and isinstance(r.get("question"), str)]
-
-
-@dataclass(frozen=True)
-class View:
-    """One loaded index and what the pages derive from it; replaced whole when the index
-    changes, so that a request sees one index from start to end."""
-
-    engine: Engine
-    generation: str
-    sentences: dict[str, list[tuple[int, int]]]
-    authors: tuple[str, ...]
-    examples: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, engine: Engine, generation: str, examples: Sequence[str] = ()) -> View:
-        """The view of an engine: sentence anchors and authors."""
-        index = engine.index
-        sentences: dict[str, list[tuple[int, int]]] = {a: [] for a in index.articles}
-        for ref in index.sentences:
-            sentences[ref.article_id].append((ref.start, ref.end))
-        return cls(
-            engine,
-            generation,
-            {a: sorted(s) for a, s in sentences.items()},
-            tuple(sorted({a.author for a in index.articles.values() if a.author})),
-            tuple(examples),
-        )
-
-    def ask(self, question: str, options: AskOptions) -> AnswerOut:
-        """Ask the engine. Questions run side by side in the server's worker threads: the
-        engine's caches are thread-safe and ONNX Runtime runs sessions concurrently.
-
-        Args:
-            question: The question.
-            options: Filters and passage count.
-
-        Returns:
-            The answer in its API form.
-
-        Raises:
-            QuestionError: The core refuses the question.
-        """
-        answer = self.engine.ask(
-            question,
-            top_k=options.top_k,
-            date_from=options.date_from,
-            date_to=options.date_to,
-            author=options.author,
-        )
-        return answer_out(answer)
-
-
-def _generation(directory: Path) -> str:
-    try:
-        return (directory / CURRENT).read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-
-
-@dataclass
-class AppState:
-    """The index in service (or why there is none yet), swapped for a new one when an update
-    lands, without a restart and without failing a request."""
-
-    settings: Settings
-    questions: list[dict[str, Any]] = field(default_factory=list)
-    view: View | None = None
-    error: str | None = None
-    loading: bool = False
-    started: float = field(default_factory=time.monotonic)
-    _swap: threading.Lock = field(default_factory=threading.Lock)
-
-    def use(self, engine: Engine, *, examples: bool = True) -> None:
-        """Take an engine into service, then find its example questions.
-
-        Args:
-            engine: The open engine.
-            examples: Find example questions now (else keep the current ones).
-        """
-        kept = self.view.examples if self.view else ()
-        self.view = View.of(engine, engine.index.manifest.get("generation", ""), kept)
-        if examples:
-            found = example_questions(engine, self.questions)
-            if self.view.engine is engine:
-                self.view = replace(self.view, examples=tuple(found))
-
-    def load(self) -> None:
-        """Open (or build) the index; meant to run in a background thread."""
-        log.info(
-            "opening the index in %s (built if missing or out of date)", self.settings.index_path
-        )
-        try:
-            engine = Engine.open(self.settings)
-            self.use(engine)
-        except Exception as e:
-            log.exception("the index could not be opened")
-            self.error = f"The index could not be opened: {e}"
-            return
-        m = engine.index.manifest
-        log.info(
-            "index ready after %.1f s: %d articles, %d chunks, %d sentences (%s, built %s)",
-            time.monotonic() - self.started,
-            len(engine.index.articles),
-            m.get("chunks", 0),
-            m.get("sentences", 0),
-            m.get("model"),
-            m.get("created_at"),
-        )
-
-    def refresh(self) -> bool:
-        """Serve the index's newest generation if it is not the one in service.
-
-        Returns:
-            Whether the index in service changed.
-        """
-        with self._swap:
-            current = self.view
-            if current is None:
-                return False
-            generation = _generation(self.settings.index_path)
-            if not generation or generation == current.generation:
-                return False
-            try:
-                index = load_index(self.settings.index_path)
-            except RagError as e:
-                # A generation mid-write or damaged: keep serving the one in service.
-                log.warning("the new index is not used: %s", e)
-                return False
-            engine = current.engine.with_index(index)
-            self.use(engine, examples=False)
-        log.info("now serving %s: %d articles", generation, len(index.articles))
-        found = example_questions(engine, self.questions)
-        with self._swap:
-            if self.view is not None and self.view.engine is engine:
-                self.view = replace(self.view, examples=tuple(found))
-        return True
-
-    def watch(self, stop: threading.Event, every: float = RELOAD_SECONDS) -> None:
-        """Look for a new generation of the index every `every` seconds until stopped."""
-        while not stop.wait(every):
-            try:
-                self.refresh()
-            except Exception:
-                log.exception("the new index could not be taken into service")
-
-    @property
-    def engine(self) -> Engine | None:
-        """The engine in service."""
-        return self.view.engine if self.view else None
-
-    @property
-    def articles(self) -> dict[str, Article]:
-        """The articles of the index in service."""
-        return self.view.engine.index.articles if self.view else {}
-
-    @property
-    def authors(self) -> tuple[str, ...]:
-        """The authors of the articles in service."""
-        return self.view.authors if self.view else ()
-
-    @property
-    def examples(self) -> tuple[str, ...]:
-        """Questions to try."""
-        return self.view.examples if self.view else ()
-
-    def health(self) -> HealthOut:
-        """Whether questions can be asked, with the index's manifest once it is loaded."""
-        if self.view is None:
-            status = "failed" if self.error else "loading"
-            return HealthOut(ready=False, status=status, error=self.error)
-        index = self.view.engine.index
-        m = index.manifest
-        manifest = ManifestOut(
-            model=m.get("model", ""),
-            articles=len(index.articles),
-            chunks=m.get("chunks", 0),
-            sentences=m.get("sentences", 0),
-            created_at=m.get("created_at", ""),
-        )
-        return HealthOut(ready=True, status="ready", manifest=manifest)
-
-    def not_ready(self) -> str:
-        """Why questions cannot be asked yet."""
-        if self.error:
-            return self.error
-        waited = time.monotonic() - self.started
-        return (
-            f"The index is still loading ({waited:.0f} s so far; building it the first time"
-            " takes a little longer). Try again in a few seconds."
-        )
-
-
 def _state(request: Request) -> AppState:
     return request.app.state.web
 
@@ -476,7 +219,7 @@ Ready = Annotated[View, Depends(_ready)]
 
 def _answer(view: View, question: str, options: AskOptions, where: list[str]) -> AnswerOut:
     try:
-        return view.ask(question, options)
+        return answer_out(view.ask(question, options))
     except QuestionError as e:
         detail = [{"type": "question", "loc": where, "msg": str(e)}]
         raise HTTPException(422, detail=detail) from e
@@ -971,7 +714,7 @@ def _question_page(request: Request, state: AppState) -> Response:
     if view is None:
         return _page(request, "index.html", {**context, "error": state.not_ready()}, 503)
     try:
-        context["answer"] = view.ask(params.q, params)
+        context["answer"] = answer_out(view.ask(params.q, params))
     except QuestionError as e:
         return _page(request, "index.html", {**context, "error": str(e)}, 422)
     return _page(request, "index.html", context)
