@@ -111,6 +111,12 @@ class _Bars:
             self.bar.close()
             self.bar = None
 
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _listed(ids: tuple[str, ...], titles: dict[str, str], limit: int = 10) -> str:
     shown = [f"{i} ({titles[i]})" if i in titles else i for i in ids[:limit]]
@@ -162,28 +168,25 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _print_update(index, update: Update) -> None:
-    print(format_update(update, {i: a.title for i, a in index.articles.items()}))
-
-
-def cmd_index(args: argparse.Namespace) -> int:
+def _update(settings: Settings, change) -> int:
+    # Load the model, make the change with progress bars, and say what it did.
     from embeddings import load_encoder
-    from rag.updates import open_index
 
-    settings = _settings(args, rebuild="always" if args.rebuild else "auto")
-    bars = _Bars()
-    try:
-        index, update = open_index(
-            settings, load_encoder(settings.model, runtime=settings.runtime), progress=bars
-        )
-    finally:
-        bars.close()
-    _print_update(index, update)
+    encoder = load_encoder(settings.model, runtime=settings.runtime)
+    with _Bars() as bars:
+        index, update = change(encoder, bars)
+    print(format_update(update, {i: a.title for i, a in index.articles.items()}))
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.updates import open_index
+
+    settings = _settings(args, rebuild="always" if args.rebuild else "auto")
+    return _update(settings, lambda encoder, bars: open_index(settings, encoder, progress=bars))
+
+
 def cmd_add(args: argparse.Namespace) -> int:
-    from embeddings import load_encoder
     from rag.updates import add_articles, read_sources
 
     settings = _settings(args)
@@ -192,31 +195,21 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise CollectionError(
             "Nothing to add: no article could be read. " + "; ".join(warnings or ["no source"])
         )
-    bars = _Bars()
-    try:
-        index, update = add_articles(
-            settings,
-            load_encoder(settings.model, runtime=settings.runtime),
-            articles,
-            skipped=warnings,
-            progress=bars,
-        )
-    finally:
-        bars.close()
-    _print_update(index, update)
-    return 0
+    return _update(
+        settings,
+        lambda encoder, bars: add_articles(
+            settings, encoder, articles, skipped=warnings, progress=bars
+        ),
+    )
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from embeddings import load_encoder
     from rag.updates import remove_articles
 
     settings = _settings(args)
-    index, update = remove_articles(
-        settings, load_encoder(settings.model, runtime=settings.runtime), args.ids
+    return _update(
+        settings, lambda encoder, bars: remove_articles(settings, encoder, args.ids, progress=bars)
     )
-    _print_update(index, update)
-    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
