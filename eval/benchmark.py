@@ -210,8 +210,49 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             against="ask(), shipped",
         )
     )
+    rows += _without_pieces(built, collection, encoder, questions, asked_big, work, runtime)
     rows.append(Row("peak memory of this process", peak_mb(), None, "MB", note="large index built"))
     return rows
+
+
+def _without_pieces(built, collection, encoder, questions, asked_big, work, runtime) -> list[Row]:
+    # The large collection's index without stored word-piece vectors, as past PIECES_LIMIT
+    # chunks: the answer step encodes its candidate sentences at question time.
+    from rag.engine import Engine
+    from rag.index import EmbeddingCache, build_index, save_index
+    from rag.settings import Settings
+
+    lean = build_index(
+        collection,
+        encoder,
+        Settings().chunking,
+        cache=EmbeddingCache.from_index(built),
+        pieces=False,
+    )
+    sizes = {}
+    for name, index in (("stored", built), ("lean", lean)):
+        folder = save_index(index, work / f"size-{name}")
+        sizes[name] = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+    engine = Engine(lean, encoder, runtime=runtime)
+    engine.ask(questions[0])
+    asked = _asked(engine, questions)
+    return [
+        _row(
+            "ask(), large, word pieces encoded per question",
+            asked,
+            ratio=statistics.median(asked) / statistics.median(asked_big),
+            against="ask(), large",
+        ),
+        Row(
+            "index on disk, large, without word pieces",
+            sizes["lean"],
+            None,
+            "MB",
+            sizes["lean"] / sizes["stored"],
+            "with them",
+            f"{sizes['stored']:.0f} MB with them",
+        ),
+    ]
 
 
 def _one_more_article(

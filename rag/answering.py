@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -158,6 +159,7 @@ def score_sentences(
     lexicon: Lexicon,
     *,
     weights: dict[str, float] = WEIGHTS,
+    pieces: Callable[[list[int]], Sequence[np.ndarray]] | None = None,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
 
@@ -179,6 +181,8 @@ def score_sentences(
         table: Sentence look-ups of the index.
         lexicon: Term statistics of the collection.
         weights: Weight of each feature in the score.
+        pieces: The content word-piece vectors of the sentences with the given numbers; the
+            index's stored ones when None.
 
     Returns:
         Scored sentences, each once, best first.
@@ -195,6 +199,7 @@ def score_sentences(
         return []
     numbers = list(prior)
     dense = index.sentence_vectors[numbers] @ question_vector
+    piece_vectors = pieces(numbers) if pieces else [index.sentence_tokens(n) for n in numbers]
     texts = [index.sentence_text(index.sentences[n]) for n in numbers]
     found = [set(terms(t)) for t in texts]
     groups = _question_groups(query.search_text, lexicon)
@@ -205,8 +210,8 @@ def score_sentences(
     question_terms = set().union(*groups) if groups else set()
     headings: dict[tuple[str, int], set[str]] = {}
     scored = []
-    for number, similarity, sentence, sentence_terms in zip(
-        numbers, dense, texts, found, strict=True
+    for number, similarity, sentence, sentence_terms, sentence_pieces in zip(
+        numbers, dense, texts, found, piece_vectors, strict=True
     ):
         ref = index.sentences[number]
         section = table.section_of(number)
@@ -220,11 +225,7 @@ def score_sentences(
         # The sentence before says who "he" or "the group" is; it adds nothing otherwise.
         if before is not None and _PRONOUN_START.match(sentence):
             context |= set(terms(index.sentence_text(index.sentences[before])))
-        tokens = float(
-            (index.sentence_tokens(number).astype(np.float32) @ question_tokens.T)
-            .max(axis=0)
-            .mean()
-        )
+        tokens = float((sentence_pieces.astype(np.float32) @ question_tokens.T).max(axis=0).mean())
         lexical = _coverage(groups, sentence_terms)
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from rag.answering import (
     score_sentences,
     select,
 )
-from rag.index import Index, SentenceTable
+from rag.index import Index, SentenceTable, content_tokens
 from rag.questions import Query, analyse
 from rag.retrieval import Method, Retriever
 from rag.selection import Selector, load_selector
@@ -33,6 +35,41 @@ CANDIDATE_PASSAGES = 8
 _ABOUT_ARTICLES = set(
     terms("article story piece post report wrote written author publish published date when who")
 )
+
+
+class SentencePieces:
+    """The content word-piece vectors of sentences, for late interaction: the index's own, or,
+    for an index that does not store them (past `rag.index.PIECES_LIMIT` chunks), encoded
+    when asked for, in one batch, the most recent few thousand kept."""
+
+    def __init__(self, index: Index, encoder, *, keep: int = 4096) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.keep = keep
+        self._kept: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, numbers: list[int]) -> list[np.ndarray]:
+        """The vectors of the sentences with these numbers, in order."""
+        index = self.index
+        if index.has_pieces:
+            return [index.sentence_tokens(n) for n in numbers]
+        with self._lock:
+            found = {n: self._kept[n] for n in numbers if n in self._kept}
+        missing = [n for n in dict.fromkeys(numbers) if n not in found]
+        if missing:
+            _, encoded = self.encoder.encode_with_tokens(
+                [index.sentence_text(index.sentences[n]) for n in missing]
+            )
+            for n, (p, v) in zip(missing, encoded, strict=True):
+                found[n] = content_tokens(p, v).astype(np.float16)
+        with self._lock:
+            for n in numbers:
+                self._kept[n] = found[n]
+                self._kept.move_to_end(n)
+            while len(self._kept) > self.keep:
+                self._kept.popitem(last=False)
+        return [found[n] for n in numbers]
 
 
 class Engine:
@@ -57,6 +94,7 @@ class Engine:
         self.answerer = answerer
         self.retriever = Retriever(index, encoder)
         self.table = SentenceTable(index)
+        self.pieces = SentencePieces(index, encoder)
         self._reader = reader
         self._selector = selector
         self._title_vectors: np.ndarray | None = None
@@ -252,6 +290,7 @@ class Engine:
             self.index,
             self.table,
             self.retriever.lexicon,
+            pieces=self.pieces,
         )
         twins = self.table.twins
         if not twins:

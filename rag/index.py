@@ -30,8 +30,12 @@ from rag.types import Article, Chunk, Section
 
 FORMAT_VERSION = 4
 CURRENT = "CURRENT"
-FILES = ("store.json", "chunks.faiss", "sentences.npy", "tokens.npy", "token_offsets.npy")
+FILES = ("store.json", "chunks.faiss", "sentences.npy")
+PIECE_FILES = ("tokens.npy", "token_offsets.npy")
 FLAT_LIMIT = 100_000
+# Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk, 90% of an
+# index) are not stored: the answer step encodes its candidate sentences when asked.
+PIECES_LIMIT = 20_000
 LOCK_WAIT_SECONDS = 900.0
 SENTENCE_BLOCK = 2048
 CHUNK_BLOCK = 256
@@ -60,13 +64,20 @@ class Index:
     chunk_vectors: faiss.Index
     sentences: list[SentenceRef]
     sentence_vectors: np.ndarray
-    token_vectors: np.ndarray
-    token_offsets: np.ndarray
+    token_vectors: np.ndarray | None
+    token_offsets: np.ndarray | None
     # Sentences that say the same thing in near-duplicate articles, as groups of numbers.
     twins: list[tuple[int, ...]] = field(default_factory=list)
 
+    @property
+    def has_pieces(self) -> bool:
+        """Whether the sentences' word-piece vectors are stored (see `PIECES_LIMIT`)."""
+        return self.token_offsets is not None
+
     def sentence_tokens(self, number: int) -> np.ndarray:
-        """The content word-piece vectors of a sentence (float16 rows of unit length)."""
+        """The stored content word-piece vectors of a sentence (float16 rows of unit length)."""
+        if self.token_vectors is None or self.token_offsets is None:
+            raise ValueError("this index does not store word-piece vectors")
         return self.token_vectors[self.token_offsets[number] : self.token_offsets[number + 1]]
 
     def sentence_text(self, ref: SentenceRef) -> str:
@@ -93,7 +104,8 @@ class EmbeddingCache:
     what is new or changed."""
 
     chunks: dict[str, np.ndarray]
-    sentences: dict[str, tuple[np.ndarray, np.ndarray]]  # vector, content-token rows
+    # vector, content-token rows (None when the index did not store them)
+    sentences: dict[str, tuple[np.ndarray, np.ndarray | None]]
     # The chunks of each article, by `article_key`, when made with the settings asked for.
     layouts: dict[str, list[Chunk]] = field(default_factory=dict)
 
@@ -105,7 +117,10 @@ class EmbeddingCache:
         chunk_vectors = index.chunk_vectors.reconstruct_batch(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
         sentences = {
-            _key(index.sentence_text(ref)): (index.sentence_vectors[n], index.sentence_tokens(n))
+            _key(index.sentence_text(ref)): (
+                index.sentence_vectors[n],
+                index.sentence_tokens(n) if index.has_pieces else None,
+            )
             for n, ref in enumerate(index.sentences)
         }
         layouts: dict[str, list[Chunk]] = {}
@@ -124,6 +139,7 @@ def build_index(
     *,
     cache: EmbeddingCache | None = None,
     progress: Progress | None = None,
+    pieces: bool | None = None,
 ) -> Index:
     """Chunk and embed a collection, and find its near-duplicate articles.
 
@@ -134,6 +150,8 @@ def build_index(
         cache: Vectors from an earlier build with the same model; only texts it lacks are
             embedded.
         progress: Called as `progress(stage, done, total)` as texts are embedded.
+        pieces: Store the sentences' word-piece vectors; by default, up to `PIECES_LIMIT`
+            chunks.
 
     Returns:
         The index, not yet saved; its manifest's `embedded` says how many chunks and
@@ -176,8 +194,13 @@ def build_index(
     articles = {a.id: a for a in collection.articles}
     texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     keys = [_key(t) for t in texts]
+    store = len(chunks) <= PIECES_LIMIT if pieces is None else pieces
     new_sentences = list(
-        {k: t for k, t in zip(keys, texts, strict=True) if k not in cache.sentences}.items()
+        {
+            k: t
+            for k, t in zip(keys, texts, strict=True)
+            if k not in cache.sentences or (store and cache.sentences[k][1] is None)
+        }.items()
     )
     log.info("embedding %d of %d sentences", len(new_sentences), len(sentences))
     # One pass of the model gives each sentence its vector and its word-piece vectors; in
@@ -185,15 +208,23 @@ def build_index(
     found = dict(cache.sentences)
     for first in range(0, len(new_sentences), SENTENCE_BLOCK):
         block = new_sentences[first : first + SENTENCE_BLOCK]
-        vectors, pieces = encoder.encode_with_tokens([text for _, text in block])
-        for (key, _), vector, (p, v) in zip(block, vectors, pieces, strict=True):
-            found[key] = (vector, content_tokens(p, v).astype(np.float16))
+        if store:
+            vectors, found_pieces = encoder.encode_with_tokens([text for _, text in block])
+            for (key, _), vector, (p, v) in zip(block, vectors, found_pieces, strict=True):
+                found[key] = (vector, content_tokens(p, v).astype(np.float16))
+        else:
+            vectors = encoder.encode([text for _, text in block])
+            found.update(
+                (key, (vector, None)) for (key, _), vector in zip(block, vectors, strict=True)
+            )
         if progress:
             progress("sentences", first + len(block), len(new_sentences))
     sentence_vectors = np.array([found[k][0] for k in keys], dtype=np.float32).reshape(
         len(sentences), dimension
     )
-    token_vectors, token_offsets = content_token_matrix([found[k][1] for k in keys], dimension)
+    token_vectors, token_offsets = (
+        content_token_matrix([found[k][1] for k in keys], dimension) if store else (None, None)
+    )
     duplicates = near_duplicates(collection.articles)
     twins = twin_sentences(
         duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
@@ -213,6 +244,7 @@ def build_index(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
         "embedded": {"chunks": len(new_chunks), "sentences": len(new_sentences)},
+        "pieces": store,
         "duplicates": [asdict(d) for d in duplicates],
     }
     return Index(
@@ -355,12 +387,13 @@ def save_index(index: Index, directory: Path) -> Path:
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
     faiss.write_index(index.chunk_vectors, str(generation / "chunks.faiss"))
     np.save(generation / "sentences.npy", index.sentence_vectors)
-    np.save(generation / "tokens.npy", index.token_vectors)
-    np.save(generation / "token_offsets.npy", index.token_offsets)
-    manifest = dict(index.manifest)
+    if index.has_pieces:
+        np.save(generation / "tokens.npy", index.token_vectors)
+        np.save(generation / "token_offsets.npy", index.token_offsets)
+    manifest = {**index.manifest, "pieces": index.has_pieces}
     manifest["files"] = {
         name: {"bytes": (generation / name).stat().st_size, "sha256": _sha256(generation / name)}
-        for name in FILES
+        for name in _files(manifest)
     }
     (generation / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     for path in generation.iterdir():
@@ -374,6 +407,10 @@ def save_index(index: Index, directory: Path) -> Path:
         if old.name != generation.name:
             shutil.rmtree(old, ignore_errors=True)
     return generation
+
+
+def _files(manifest: dict[str, Any]) -> tuple[str, ...]:
+    return FILES + (PIECE_FILES if manifest.get("pieces", True) else ())
 
 
 def _fix(directory: Path) -> str:
@@ -428,7 +465,7 @@ def load_index(directory: Path) -> Index:
         IndexCorruptError: A file is missing, truncated or altered; the message names it.
     """
     generation, manifest = read_manifest(directory)
-    for name in FILES:
+    for name in _files(manifest):
         path = generation / name
         expected = manifest.get("files", {}).get(name)
         if expected is None or not path.is_file():
@@ -454,8 +491,10 @@ def load_index(directory: Path) -> Index:
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
         chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
         sentence_vectors = np.load(generation / "sentences.npy")
-        token_vectors = np.load(generation / "tokens.npy")
-        token_offsets = np.load(generation / "token_offsets.npy")
+        token_vectors = token_offsets = None
+        if manifest.get("pieces", True):
+            token_vectors = np.load(generation / "tokens.npy")
+            token_offsets = np.load(generation / "token_offsets.npy")
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorruptError(
             f"Index in {generation} cannot be read ({e}); {_fix(directory)}"
@@ -463,8 +502,13 @@ def load_index(directory: Path) -> Index:
     if (
         chunk_vectors.ntotal != len(chunks)
         or len(sentence_vectors) != len(sentences)
-        or len(token_offsets) != len(sentences) + 1
-        or token_offsets[-1] != len(token_vectors)
+        or (
+            token_offsets is not None
+            and token_vectors is not None
+            and (
+                len(token_offsets) != len(sentences) + 1 or token_offsets[-1] != len(token_vectors)
+            )
+        )
         or any(not 0 <= n < len(sentences) for group in twins for n in group)
     ):
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
@@ -472,8 +516,9 @@ def load_index(directory: Path) -> Index:
     widths = {
         "chunks.faiss": chunk_vectors.d,
         "sentences.npy": sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else -1,
-        "tokens.npy": token_vectors.shape[1] if token_vectors.ndim == 2 else -1,
     }
+    if token_vectors is not None:
+        widths["tokens.npy"] = token_vectors.shape[1] if token_vectors.ndim == 2 else -1
     for name, width in widths.items():
         if width != dimension:
             raise IndexCorruptError(

@@ -226,3 +226,31 @@ def test_every_answerer_quotes_and_refuses_off_topic_questions(engine, answerer)
         answer.sentences[0].text
     )
     assert not engine.ask("Who won the 2018 football World Cup?", answerer=answerer).answered
+
+
+def test_pieces_encoded_at_question_time_give_the_stored_answers(engine):
+    from rag.chunking import ChunkSettings
+    from rag.engine import Engine
+    from rag.index import EmbeddingCache, build_index
+    from rag.ingest import DEFAULT_COLLECTION, load_collection
+
+    # The same index without stored word-piece vectors (as past PIECES_LIMIT chunks), from
+    # the same vectors: only the late-interaction feature is computed another way.
+    cache = EmbeddingCache.from_index(engine.index)
+    lean = build_index(
+        load_collection([DEFAULT_COLLECTION]),
+        engine.encoder,
+        ChunkSettings(),
+        cache=cache,
+        pieces=False,
+    )
+    assert not lean.has_pieces and lean.manifest["embedded"] == {"chunks": 0, "sentences": 0}
+    encoded = Engine(lean, engine.encoder, reader=engine.reader)
+    for qa in load_qa(DEFAULT_QA):
+        a, b = engine.ask(qa["question"]), encoded.ask(qa["question"])
+        assert (a.answered, [s.text for s in a.sentences], [s.span for s in a.sentences]) == (
+            b.answered,
+            [s.text for s in b.sentences],
+            [s.span for s in b.sentences],
+        ), qa["question"]
+        assert a.confidence == pytest.approx(b.confidence, abs=2e-3)

@@ -237,3 +237,26 @@ def test_a_rebuild_embeds_only_new_text_and_equals_a_full_build(tmp_path, fake_e
         ]
         b = [(p.chunk.id, p.score) for p in Retriever(full, fake_encoder).retrieve(question, 5)]
         assert a == b
+
+
+def test_an_index_without_piece_vectors_saves_loads_and_is_checked(tmp_path, fake_encoder):
+    collection = load_collection([DEFAULT_COLLECTION])
+    index = build_index(collection, fake_encoder, ChunkSettings(), pieces=False)
+    assert not index.has_pieces and index.manifest["pieces"] is False
+    save_index(index, tmp_path)
+    generation = next(tmp_path.glob("gen-*"))
+    assert sorted(p.name for p in generation.iterdir()) == [
+        "chunks.faiss",
+        "manifest.json",
+        "sentences.npy",
+        "store.json",
+    ]
+    loaded = load_index(tmp_path)
+    assert not loaded.has_pieces and loaded.chunks == index.chunks
+    with pytest.raises(ValueError, match="does not store"):
+        loaded.sentence_tokens(0)
+    with (generation / "sentences.npy").open("r+b") as f:
+        f.seek(300)
+        f.write(b"\xff" * 8)
+    with pytest.raises(IndexCorruptError, match="sentences.npy"):
+        load_index(tmp_path)
