@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -60,8 +61,6 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
 
     if not answer.answered:
         lines.append(answer.reason or "The articles do not answer this question.")
-        if answer.passages:
-            lines.append("Closest passages:")
     for sentence in answer.sentences:
         first = sentence.citations[0]
         text = sentence.text
@@ -78,7 +77,7 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
         lines += [f"  [{numbers[a]}] {label}" for a, label in sources.items()]
     lines.append("")
     lines.append(f"Confidence {answer.confidence:.2f} · {answer.timings.total_ms:.0f} ms")
-    lines.append("Passages:")
+    lines.append("Passages:" if answer.answered else "Closest passages:")
     for p in answer.passages:
         date = p.article.date.isoformat() if p.article.date else "no date"
         snippet = " ".join(p.chunk.text.split())
@@ -86,6 +85,19 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
         lines.append(f"  {p.rank}. {p.article.title} ({date}) score {p.score:.3f}")
         lines.append(f"     {DIM if color else ''}{snippet}{RESET if color else ''}")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _quiet_ingest():
+    # The files of a collection that were skipped are reported once, by the caller, rather
+    # than logged by every read of the collection.
+    logger = logging.getLogger("rag.ingest")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _Bars:
@@ -147,6 +159,11 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
             lines.append(f"  {label} {len(ids)}: {_listed(ids, titles)}")
     if update.built:
         lines.append(f"  Unchanged {update.unchanged}.")
+    if held := tuple(i for i in update.left_out if i not in update.removed):
+        lines.append(
+            f"  Left out {len(held)}, removed earlier with rag remove (rag add FILE brings one"
+            f" back): {_listed(held, titles)}"
+        )
     if update.skipped:
         lines.append(f"  Skipped {len(update.skipped)}:")
         lines += [f"    {reason}" for reason in update.skipped]
@@ -169,11 +186,12 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
 
 
 def _update(settings: Settings, change) -> int:
-    # Load the model, make the change with progress bars, and say what it did.
+    # Load the model, make the change with progress bars, and say what it did (the summary
+    # names every file that was skipped, so they are not logged as well).
     from embeddings import load_encoder
 
     encoder = load_encoder(settings.model, runtime=settings.runtime)
-    with _Bars() as bars:
+    with _quiet_ingest(), _Bars() as bars:
         index, update = change(encoder, bars)
     print(format_update(update, {i: a.title for i, a in index.articles.items()}))
     return 0
@@ -228,7 +246,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.serialize import answer_to_dict
 
     check_question(args.question)
-    engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
+    with _quiet_ingest():
+        engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
+    if engine.skipped:
+        print(
+            f"rag: note: {len(engine.skipped)} files or records of the collection were skipped;"
+            " rag index lists them with the reason.",
+            file=sys.stderr,
+        )
     answer = engine.ask(args.question, top_k=args.top_k)
     if args.json:
         print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))

@@ -98,6 +98,8 @@ class Engine:
         self._reader = reader
         self._selector = selector
         self._title_vectors: np.ndarray | None = None
+        # What of the collection could not be read when the engine was opened.
+        self.skipped: tuple[str, ...] = ()
 
     @property
     def reader(self):
@@ -149,7 +151,7 @@ class Engine:
             from embeddings import load_encoder
 
             encoder = load_encoder(settings.model, runtime=settings.runtime)
-        index, _ = open_index(settings, encoder)
+        index, update = open_index(settings, encoder)
         engine = cls(
             index,
             encoder,
@@ -157,6 +159,7 @@ class Engine:
             answerer=settings.answerer,  # type: ignore[arg-type]
             runtime=settings.runtime,
         )
+        engine.skipped = update.skipped
         if settings.answerer == "reader":
             engine.reader, engine.selector  # noqa: B018 - fail now, not at the first question
         return engine

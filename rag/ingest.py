@@ -207,7 +207,7 @@ def _from_jsonl(text: str, source: str, warnings: list[str]) -> list[Article]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            warnings.append(f"{where}: skipped, not valid JSON ({e.msg})")
+            warnings.append(f"{where}: skipped, not valid JSON ({e.msg}, column {e.colno})")
             continue
         article, problem = article_from_record(record, where)
         if article is None:

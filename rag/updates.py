@@ -130,6 +130,8 @@ class Update:
     embedded_sentences: int = 0
     seconds: float = 0.0
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    # Articles `rag remove` took out of the collection; they stay out when its files are read.
+    left_out: tuple[str, ...] = ()
 
 
 def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
@@ -345,6 +347,7 @@ def _loaded(directory: Path, collection: Collection, started: float) -> tuple[In
         skipped=collection.warnings,
         duplicates=tuple(Duplicate(**d) for d in index.manifest.get("duplicates", [])),
         seconds=time.perf_counter() - started,
+        left_out=read_changes(directory).removed,
     )
 
 
@@ -407,6 +410,7 @@ def _build(
         embedded_sentences=embedded["sentences"],
         seconds=time.perf_counter() - started,
         reasons=tuple(reasons),
+        left_out=read_changes(directory).removed,
     )
 
 

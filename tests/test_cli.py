@@ -70,3 +70,38 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(engine, ind
         timeout=120,
     )
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_the_update_summary_names_what_changed_was_skipped_and_is_left_out(tmp_path):
+    from rag.cli import format_update
+    from rag.duplicates import Duplicate
+    from rag.updates import Update
+
+    update = Update(
+        directory=tmp_path,
+        built=True,
+        articles=3,
+        chunks=9,
+        added=("port",),
+        removed=("old",),
+        unchanged=2,
+        skipped=("news.jsonl:2: skipped, not valid JSON (Expecting ',' delimiter, column 27)",),
+        duplicates=(Duplicate("a", "b", 0.85),),
+        embedded_chunks=1,
+        embedded_sentences=4,
+        seconds=1.25,
+        left_out=("old", "older"),
+    )
+    text = format_update(update, {"port": "Port reopens", "a": "Story", "b": "Copy"})
+    assert text.splitlines() == [
+        f"Index in {tmp_path}: 3 articles, 9 chunks.",
+        "  Added 1: port (Port reopens)",
+        "  Removed 1: old",
+        "  Unchanged 2.",
+        "  Left out 1, removed earlier with rag remove (rag add FILE brings one back): older",
+        "  Skipped 1:",
+        "    news.jsonl:2: skipped, not valid JSON (Expecting ',' delimiter, column 27)",
+        "  Near-duplicates 1 (answers cite each copy once):",
+        "    'Story' and 'Copy', 85% of the shorter one's text shared",
+        "  Embedded 1 chunks and 4 sentences (8 chunks kept from the index it replaced) in 1.2 s.",
+    ]
