@@ -376,12 +376,17 @@ def serving(
             time.sleep(0.05)
         yield server, port, time.perf_counter() - started
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=20)
+        stop(server)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Ask a process to end (SIGTERM), and kill it if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -> list[Row]:

@@ -186,6 +186,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         thresholds_path = DEFAULT_THRESHOLDS
     settings = _settings(args)
     engine = Engine.open(settings)
+    for warning in engine.skipped:
+        print(f"rag: warning: {warning}", file=sys.stderr)
     methods = list(METHODS) if args.retriever == "all" else [args.retriever or settings.retriever]
     chosen = getattr(args, "answerer", None) or "all"
     answerers = list(ANSWERERS) if chosen == "all" else [chosen]

@@ -158,8 +158,8 @@ def score_sentences(
     table: SentenceTable,
     lexicon: Lexicon,
     *,
+    pieces: Callable[[list[int]], Sequence[np.ndarray]],
     weights: dict[str, float] = WEIGHTS,
-    pieces: Callable[[list[int]], Sequence[np.ndarray]] | None = None,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
 
@@ -180,9 +180,9 @@ def score_sentences(
         index: The index (sentence vectors and articles).
         table: Sentence look-ups of the index.
         lexicon: Term statistics of the collection.
+        pieces: The content word-piece vectors of the sentences with the given numbers
+            (`rag.engine.SentencePieces`).
         weights: Weight of each feature in the score.
-        pieces: The content word-piece vectors of the sentences with the given numbers; the
-            index's stored ones when None.
 
     Returns:
         Scored sentences, each once, best first.
@@ -199,7 +199,7 @@ def score_sentences(
         return []
     numbers = list(prior)
     dense = index.sentence_vectors[numbers] @ question_vector
-    piece_vectors = pieces(numbers) if pieces else [index.sentence_tokens(n) for n in numbers]
+    piece_vectors = pieces(numbers)
     texts = [index.sentence_text(index.sentences[n]) for n in numbers]
     found = [set(terms(t)) for t in texts]
     groups = _question_groups(query.search_text, lexicon)
@@ -469,15 +469,7 @@ def select(
             threshold, best.score * OTHER_KEEP
         ):
             break
-        twin = next(
-            (
-                c
-                for c in chosen
-                if candidate.number in table.twins.get(c[0].number, ())
-                or _same_fact(c[0], candidate, index)
-            ),
-            None,
-        )
+        twin = next((c for c in chosen if _same_fact(c[0], candidate, index)), None)
         if twin is not None:
             if candidate.article_id not in {s.article_id for s in [twin[0], *twin[1]]}:
                 twin[1].append(candidate)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -85,19 +84,6 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
         lines.append(f"  {p.rank}. {p.article.title} ({date}) score {p.score:.3f}")
         lines.append(f"     {DIM if color else ''}{snippet}{RESET if color else ''}")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def _quiet_ingest():
-    # The files of a collection that were skipped are reported once, by the caller, rather
-    # than logged by every read of the collection.
-    logger = logging.getLogger("rag.ingest")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 class _Bars:
@@ -186,12 +172,11 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
 
 
 def _update(settings: Settings, change) -> int:
-    # Load the model, make the change with progress bars, and say what it did (the summary
-    # names every file that was skipped, so they are not logged as well).
+    # Load the model, make the change with progress bars, and say what it did.
     from embeddings import load_encoder
 
     encoder = load_encoder(settings.model, runtime=settings.runtime)
-    with _quiet_ingest(), _Bars() as bars:
+    with _Bars() as bars:
         index, update = change(encoder, bars)
     print(format_update(update, {i: a.title for i, a in index.articles.items()}))
     return 0
@@ -246,8 +231,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.serialize import answer_to_dict
 
     check_question(args.question)
-    with _quiet_ingest():
-        engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
+    engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
     if engine.skipped:
         print(
             f"rag: note: {len(engine.skipped)} files or records of the collection were skipped;"

@@ -305,9 +305,10 @@ class Engine:
         kept, seen = [], set()
         for candidate in scored:
             group = twins.get(candidate.number)
-            if group is None or group not in seen:
+            if group not in seen:
                 kept.append(candidate)
-                seen.update({group} if group else set())
+                if group is not None:
+                    seen.add(group)
         return kept
 
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:

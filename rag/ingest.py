@@ -6,7 +6,6 @@ import datetime as dt
 import email.utils
 import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from rag.errors import CollectionError
 from rag.feed import RawArticle, looks_like_feed, parse_feed
-from rag.pages import FEED_SUFFIXES, HTML_SUFFIXES, read_feed, read_html
+from rag.pages import FEED_SUFFIXES, HTML_SUFFIXES, byline_line, read_feed, read_html
 from rag.sentences import split_sentences
 from rag.text import slugify, squash
 from rag.types import Article, Section
@@ -24,8 +23,6 @@ PARSER_VERSION = 3
 MAX_FILE_BYTES = 32 * 2**20
 SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"} | HTML_SUFFIXES | FEED_SUFFIXES
 DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,11 +176,6 @@ def article_from_record(record: object, source: str) -> tuple[Article | None, st
         return None, "no 'text'"
     date = parse_date(record["date"]) if record.get("date") else None
     author = str(record["author"]).strip() if record.get("author") else None
-    # The record's author and date become a byline line after the body, as in a feed
-    # export, so that questions about them are answered by quoting it.
-    byline = " | ".join(
-        ([f"Author: {author}"] if author else []) + ([f"Date: {date.isoformat()}"] if date else [])
-    )
     article = build_article(
         title=title,
         paragraphs=_paragraphs(body),
@@ -192,7 +184,9 @@ def article_from_record(record: object, source: str) -> tuple[Article | None, st
         author=author,
         date=date,
         url=str(record["url"]) if record.get("url") else None,
-        byline=byline or None,
+        # The author and date become a byline line after the body, as in a feed export,
+        # so that questions about them are answered by quoting it.
+        byline=byline_line(author, date),
     )
     return article, "date" if record.get("date") and date is None else None
 
@@ -383,7 +377,8 @@ def load_collection(paths: Sequence[str | Path] | None = None) -> Collection:
         paths: Files or folders.
 
     Returns:
-        The collection, with a warning for every file or record that was skipped.
+        The collection, with a warning for every file or record that was skipped (returned,
+        not logged: the caller says what was skipped as it reports).
 
     Raises:
         CollectionError: A path is missing, nothing could be read, or two articles share an id.
@@ -403,8 +398,6 @@ def load_collection(paths: Sequence[str | Path] | None = None) -> Collection:
                 )
             seen[article.id] = article
             articles.append(article)
-    for warning in warnings:
-        log.warning(warning)
     if not articles:
         raise CollectionError(
             "No article could be read from "

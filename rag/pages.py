@@ -17,18 +17,17 @@ MIN_TEXT_CHARS = 80
 _BLOCKS = re.compile(r"</(?:p|div|li|h[1-6]|blockquote|tr)>|<br\s*/?>", re.IGNORECASE)
 
 
-def _byline(author: str | None, date: dt.date | None, extra: Sequence[str] = ()) -> str | None:
+def byline_line(author: str | None, date: dt.date | None, extra: Sequence[str] = ()) -> str | None:
+    """The byline line quoted for questions about an article's author and date, as a feed
+    export writes it: `Author: NAME | Date: YYYY-MM-DD`, then any extra parts.
+
+    Returns:
+        The line, or None when there is nothing to say.
+    """
     parts = [f"Author: {author}"] if author else []
     parts += [f"Date: {date.isoformat()}"] if date else []
     parts += list(extra)
     return " | ".join(parts) or None
-
-
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value[:10]) if value else None
-    except ValueError:
-        return None
 
 
 def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
@@ -44,7 +43,7 @@ def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
     """
     import trafilatura
 
-    from rag.ingest import build_article
+    from rag.ingest import build_article, parse_date
 
     found = trafilatura.bare_extraction(
         data,
@@ -68,7 +67,7 @@ def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
         warnings.append(f"{source}: skipped, the page holds a title but no text")
         return []
     author = squash(found.author) if found.author else None
-    date = _date(found.date)
+    date = parse_date(found.date) if found.date else None
     return [
         build_article(
             title=title,
@@ -77,7 +76,7 @@ def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
             author=author,
             date=date,
             url=found.url or None,
-            byline=_byline(author, date),
+            byline=byline_line(author, date),
         )
     ]
 
@@ -156,7 +155,7 @@ def read_feed(data: bytes, source: str, warnings: list[str]) -> list[Article]:
                 author=author,
                 date=date,
                 url=link,
-                byline=_byline(author, date, ["Summary from the feed"] if summary_only else ()),
+                byline=byline_line(author, date, ["Summary from the feed"] if summary_only else ()),
             )
         )
     return articles

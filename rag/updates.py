@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.duplicates import Duplicate
@@ -129,7 +129,6 @@ class Update:
     embedded_chunks: int = 0
     embedded_sentences: int = 0
     seconds: float = 0.0
-    reasons: tuple[str, ...] = field(default_factory=tuple)
     # Articles `rag remove` took out of the collection; they stay out when its files are read.
     left_out: tuple[str, ...] = ()
 
@@ -168,7 +167,12 @@ def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
 
 def current_collection(settings: Settings) -> Collection:
     """The collection the settings name, with the changes recorded in its index directory."""
-    return apply_changes(load_collection(settings.collection), read_changes(settings.index_path))
+    return _current(settings)[0]
+
+
+def _current(settings: Settings) -> tuple[Collection, Changes]:
+    changes = read_changes(settings.index_path)
+    return apply_changes(load_collection(settings.collection), changes), changes
 
 
 def open_index(
@@ -194,17 +198,17 @@ def open_index(
     """
     started = time.perf_counter()
     directory = settings.index_path
-    collection = current_collection(settings)
+    collection, changes = _current(settings)
     if settings.rebuild != "always" and not _reasons_to_build(settings, collection, encoder.name):
-        return _loaded(directory, collection, started)
+        return _loaded(directory, collection, changes, started)
     with build_lock(directory):
-        # Another process may have built it while this one waited for the lock.
-        collection = current_collection(settings)
+        # Another process may have built it, or changed it, while this one waited.
+        collection, changes = _current(settings)
         reasons = ["a rebuild was asked for"]
         if settings.rebuild != "always":
             reasons = _reasons_to_build(settings, collection, encoder.name)
             if not reasons:
-                return _loaded(directory, collection, started)
+                return _loaded(directory, collection, changes, started)
         return _build(
             settings,
             encoder,
@@ -213,6 +217,7 @@ def open_index(
             reuse=settings.rebuild != "always",
             progress=progress,
             started=started,
+            left_out=changes.removed,
         )
 
 
@@ -272,6 +277,7 @@ def add_articles(
             started=started,
             skipped=skipped,
             before=before,
+            left_out=changes.removed,
         )
 
 
@@ -327,6 +333,7 @@ def remove_articles(
             progress=progress,
             started=started,
             before=before,
+            left_out=changes.removed,
         )
 
 
@@ -336,7 +343,9 @@ def _from_address(article: Article) -> bool:
     return "://" in article.source
 
 
-def _loaded(directory: Path, collection: Collection, started: float) -> tuple[Index, Update]:
+def _loaded(
+    directory: Path, collection: Collection, changes: Changes, started: float
+) -> tuple[Index, Update]:
     index = load_index(directory)
     return index, Update(
         directory=directory,
@@ -347,7 +356,7 @@ def _loaded(directory: Path, collection: Collection, started: float) -> tuple[In
         skipped=collection.warnings,
         duplicates=tuple(Duplicate(**d) for d in index.manifest.get("duplicates", [])),
         seconds=time.perf_counter() - started,
-        left_out=read_changes(directory).removed,
+        left_out=changes.removed,
     )
 
 
@@ -369,6 +378,7 @@ def _build(
     started: float,
     skipped: Sequence[str] = (),
     before: Collection | None = None,
+    left_out: tuple[str, ...] = (),
 ) -> tuple[Index, Update]:
     # Build and save under the caller's lock, and say what changed from the collection
     # before (by default, the articles of the index replaced).
@@ -409,8 +419,7 @@ def _build(
         embedded_chunks=embedded["chunks"],
         embedded_sentences=embedded["sentences"],
         seconds=time.perf_counter() - started,
-        reasons=tuple(reasons),
-        left_out=read_changes(directory).removed,
+        left_out=left_out,
     )
 
 

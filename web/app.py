@@ -538,10 +538,8 @@ def _admin(request: Request) -> AppState:
             f" with the token the server was started with (${ADMIN_ENV}).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    state = _state(request)
-    if state.view is None:
-        raise HTTPException(503, detail=state.not_ready(), headers={"Retry-After": "5"})
-    return state
+    _ready(request)  # 503 until the index is in service
+    return _state(request)
 
 
 Admin = Annotated[AppState, Depends(_admin)]
@@ -632,12 +630,12 @@ def _change(
     assert view is not None
     try:
         if remove:
-            _, update = remove_articles(state.settings, view.engine.encoder, remove)
+            index, update = remove_articles(state.settings, view.engine.encoder, remove)
         else:
-            _, update = add_articles(state.settings, view.engine.encoder, add, skipped=skipped)
+            index, update = add_articles(state.settings, view.engine.encoder, add, skipped=skipped)
     except IndexBusyError as e:
         raise HTTPException(503, detail=str(e), headers={"Retry-After": "30"}) from e
-    state.refresh()
+    state.refresh(index)
     return _update_out(update)
 
 

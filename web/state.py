@@ -13,7 +13,7 @@ from typing import Any
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.examples import example_questions
-from rag.index import CURRENT, load_index
+from rag.index import CURRENT, Index, load_index
 from rag.settings import Settings
 from rag.types import Answer, Article
 from web.schemas import AskOptions, HealthOut, ManifestOut
@@ -101,9 +101,15 @@ class AppState:
         kept = self.view.examples if self.view else ()
         self.view = View.of(engine, engine.index.manifest.get("generation", ""), kept)
         if examples:
-            found = example_questions(engine, self.questions)
-            if self.view.engine is engine:
-                self.view = replace(self.view, examples=tuple(found))
+            self._find_examples(engine)
+
+    def _find_examples(self, engine: Engine) -> None:
+        # Asking the candidate questions takes a second or two: the engine serves meanwhile,
+        # and its examples are set if it is still the one in service.
+        found = tuple(example_questions(engine, self.questions))
+        with self._swap:
+            if self.view is not None and self.view.engine is engine:
+                self.view = replace(self.view, examples=found)
 
     def load(self) -> None:
         """Open (or build) the index; meant to run in a background thread."""
@@ -112,6 +118,8 @@ class AppState:
         )
         try:
             engine = Engine.open(self.settings)
+            for warning in engine.skipped:
+                log.warning(warning)
             self.use(engine)
         except Exception as e:
             log.exception("the index could not be opened")
@@ -128,8 +136,12 @@ class AppState:
             m.get("created_at"),
         )
 
-    def refresh(self) -> bool:
+    def refresh(self, made: Index | None = None) -> bool:
         """Serve the index's newest generation if it is not the one in service.
+
+        Args:
+            made: An index this process has just saved; used as it is, without reading it
+                back, when it is still the newest generation.
 
         Returns:
             Whether the index in service changed.
@@ -141,19 +153,19 @@ class AppState:
             generation = _generation(self.settings.index_path)
             if not generation or generation == current.generation:
                 return False
-            try:
-                index = load_index(self.settings.index_path)
-            except RagError as e:
-                # A generation mid-write or damaged: keep serving the one in service.
-                log.warning("the new index is not used: %s", e)
-                return False
+            if made is not None and made.manifest.get("generation") == generation:
+                index = made
+            else:
+                try:
+                    index = load_index(self.settings.index_path)
+                except RagError as e:
+                    # A generation mid-write or damaged: keep serving the one in service.
+                    log.warning("the new index is not used: %s", e)
+                    return False
             engine = current.engine.with_index(index)
             self.use(engine, examples=False)
         log.info("now serving %s: %d articles", generation, len(index.articles))
-        found = example_questions(engine, self.questions)
-        with self._swap:
-            if self.view is not None and self.view.engine is engine:
-                self.view = replace(self.view, examples=tuple(found))
+        self._find_examples(engine)
         return True
 
     def watch(self, stop: threading.Event, every: float = RELOAD_SECONDS) -> None:
