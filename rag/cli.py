@@ -99,8 +99,9 @@ class _Bars:
         if stage != self.stage:
             self.close()
             self.stage = stage
+            unit = " shards" if stage == "shards" else " texts"
             self.bar = tqdm(
-                total=total, desc=f"embedding {stage}", unit=" texts", delay=1.0, leave=False
+                total=total, desc=f"embedding {stage}", unit=unit, delay=1.0, leave=False
             )
         self.bar.update(done - self.bar.n)
 
@@ -183,10 +184,54 @@ def _update(settings: Settings, change) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.updates import open_index
+    from rag.updates import index_in_batch, open_index
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
+    if args.ray or args.snapshot:
+        with _Bars() as bars:
+            index, update = index_in_batch(
+                settings,
+                ray=args.ray,
+                snapshot=Path(args.snapshot) if args.snapshot else None,
+                progress=bars,
+            )
+        print(format_update(update, {i: a.title for i, a in index.articles.items()}))
+        return 0
     return _update(settings, lambda encoder, bars: open_index(settings, encoder, progress=bars))
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from rag.pipeline import build_snapshot
+    from rag.updates import current_collection
+
+    settings = _settings(args)
+    collection = current_collection(settings)
+    with _Bars() as bars:
+        manifest = build_snapshot(
+            collection,
+            Path(args.out),
+            model=settings.model,
+            chunking=settings.chunking,
+            runtime=settings.runtime,
+            ray=args.ray,
+            progress=bars,
+        )
+    counts, build = manifest_counts(Path(args.out)), manifest["build"]
+    print(
+        f"Snapshot of {counts['articles']} articles, {counts['chunks']} chunks and"
+        f" {counts['sentences']} sentences in {args.out}"
+        f" ({build['runner']}, {build['workers']} worker(s), {build['seconds']:.1f} s)."
+    )
+    for warning in collection.warnings:
+        print(f"  skipped: {warning}")
+    return 0
+
+
+def manifest_counts(directory: Path) -> dict[str, int]:
+    """The row counts a snapshot's manifest records."""
+    from rag.snapshot import read_snapshot_manifest
+
+    return read_snapshot_manifest(directory)["counts"]
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -309,8 +354,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or refresh the index of a collection")
     p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if the index is current")
+    ray_help = (
+        "embed on a Ray cluster: auto, or its address HOST:PORT (needs pip install -e '.[ray]')"
+    )
+    p.add_argument("--ray", metavar="ADDRESS", help=ray_help)
+    p.add_argument(
+        "--snapshot",
+        metavar="DIR",
+        help="build the index from this snapshot (see rag snapshot); with --ray, write it there",
+    )
     common(p)
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
+        "snapshot",
+        help="chunk and embed a collection into Parquet shards any engine can load",
+        description="Write a collection's articles, chunks and sentences, with float16 vectors,"
+        " as Parquet shards and a manifest (model, dimension, chunking, checksums). Build an"
+        " index from it with: rag index --snapshot DIR.",
+    )
+    p.add_argument("out", metavar="DIR", help="where the snapshot goes (replaced if there)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
+    p.add_argument("--ray", metavar="ADDRESS", help=ray_help)
+    common(p)
+    p.set_defaults(func=cmd_snapshot)
 
     def corpus(p: argparse.ArgumentParser) -> None:
         p.add_argument(

@@ -260,6 +260,61 @@ def build_index(
     )
 
 
+def index_from_snapshot(directory: Path) -> Index:
+    """Build an index (FAISS, the sentence table, near-duplicates) from a snapshot.
+
+    A snapshot holds no word-piece vectors: the answer step encodes its candidate sentences
+    when asked (see `rag.engine.SentencePieces`).
+
+    Args:
+        directory: A snapshot written by `rag.pipeline.build_snapshot`.
+
+    Returns:
+        The index, not yet saved.
+
+    Raises:
+        IndexMissingError, IndexCorruptError, IndexStaleError: As the messages say.
+    """
+    from rag.snapshot import read_snapshot
+
+    started = time.perf_counter()
+    snapshot = read_snapshot(directory)
+    meta = snapshot.manifest
+    articles = {a.id: a for a in snapshot.articles}
+    sentences = [SentenceRef(*s) for s in snapshot.sentences]
+    texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    duplicates = near_duplicates(snapshot.articles)
+    twins = twin_sentences(
+        duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": meta["model"],
+        "dimension": int(meta["dimension"]),
+        "chunking": meta["chunking"],
+        "collection": meta["collection"],
+        "chunks": len(snapshot.chunks),
+        "sentences": len(sentences),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "embedded": {"chunks": 0, "sentences": 0},
+        "pieces": False,
+        "duplicates": [asdict(d) for d in duplicates],
+        "snapshot": {"path": str(directory), "build": meta.get("build", {})},
+    }
+    return Index(
+        manifest,
+        articles,
+        snapshot.chunks,
+        _faiss_index(snapshot.chunk_vectors.astype(np.float32)),
+        sentences,
+        snapshot.sentence_vectors.astype(np.float32),
+        None,
+        None,
+        twins,
+    )
+
+
 def content_tokens(pieces: list[str], vectors: np.ndarray) -> np.ndarray:
     """Keep the vectors of the word pieces that carry content (no punctuation, no stop words).
 

@@ -29,12 +29,14 @@ from rag.index import (
     article_to_json,
     build_index,
     build_lock,
+    index_from_snapshot,
     load_index,
     read_manifest,
     save_index,
     stale_reasons,
 )
 from rag.ingest import Collection, expand_paths, load_collection, read_data, read_file
+from rag.pipeline import build_snapshot
 from rag.settings import Settings
 from rag.types import Article
 
@@ -221,6 +223,72 @@ def open_index(
         )
 
 
+def index_in_batch(
+    settings: Settings,
+    *,
+    ray: str | None = None,
+    snapshot: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[Index, Update]:
+    """Build the settings' index through a snapshot (see `rag.pipeline`): embedded on a Ray
+    cluster, or read from a snapshot written before.
+
+    Args:
+        settings: The collection and its index.
+        ray: `auto` or a cluster's address to embed on Ray; None to embed in this process
+            (or, with `snapshot`, to read that snapshot as it is).
+        snapshot: The snapshot's folder; by default `DIR/snapshot`, written anew.
+        progress: Called as shards are done.
+
+    Returns:
+        (the index, what was done).
+
+    Raises:
+        IndexStaleError: The snapshot given was made from another collection, model or
+            chunking.
+    """
+    started = time.perf_counter()
+    directory = settings.index_path
+    with build_lock(directory):
+        collection, changes = _current(settings)
+        target = snapshot or directory / "snapshot"
+        made = snapshot is None or ray is not None
+        if made:
+            build_snapshot(
+                collection,
+                target,
+                model=settings.model,
+                chunking=settings.chunking,
+                runtime=settings.runtime,
+                ray=ray,
+                progress=progress,
+            )
+        index = index_from_snapshot(target)
+        reasons = stale_reasons(index.manifest, collection, settings.model, settings.chunking)
+        if reasons:
+            raise IndexStaleError(
+                f"The snapshot in {target} does not fit: {'; '.join(reasons)}. Write it again"
+                f" from this collection with: rag snapshot {target}"
+            )
+        if made:
+            index.manifest["embedded"] = {
+                "chunks": len(index.chunks),
+                "sentences": len(index.sentences),
+            }
+        previous = _previous(directory)
+        save_index(index, directory)
+        return index, _summary(
+            index,
+            collection,
+            directory=directory,
+            before=None,
+            previous=previous,
+            skipped=(),
+            left_out=changes.removed,
+            started=started,
+        )
+
+
 def add_articles(
     settings: Settings,
     encoder,
@@ -395,9 +463,31 @@ def _build(
         cache = EmbeddingCache.from_index(previous, settings=settings.chunking)
     index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
     save_index(index, directory)
-    if before is not None:
-        before = {a.id: a for a in before.articles}
-    else:
+    return index, _summary(
+        index,
+        collection,
+        directory=directory,
+        before={a.id: a for a in before.articles} if before is not None else None,
+        previous=previous,
+        skipped=skipped,
+        left_out=left_out,
+        started=started,
+    )
+
+
+def _summary(
+    index: Index,
+    collection: Collection,
+    *,
+    directory: Path,
+    before: dict[str, Article] | None,
+    previous: Index | None,
+    skipped: Sequence[str],
+    left_out: tuple[str, ...],
+    started: float,
+) -> Update:
+    # What a build changed from the collection before (by default, the index it replaced).
+    if before is None:
         before = previous.articles if previous is not None else {}
     added = tuple(i for i in index.articles if i not in before)
     updated = tuple(
@@ -405,7 +495,7 @@ def _build(
     )
     removed = tuple(i for i in before if i not in index.articles)
     embedded = index.manifest["embedded"]
-    return index, Update(
+    return Update(
         directory=directory,
         built=True,
         articles=len(index.articles),
