@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -110,7 +111,18 @@ class ShardEmbedder:
             pickle.dumps(self.embed([article_from_json(a) for a in json.loads(payload)]))
             for payload in batch["articles"]
         ]
-        return {"shard": np.asarray(batch["shard"]), "data": np.array(out, dtype=object)}
+        node = _node_id()
+        return {
+            "shard": np.asarray(batch["shard"]),
+            "data": np.array(out, dtype=object),
+            "node": np.array([node] * len(out), dtype=object),
+        }
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def build_snapshot(
@@ -159,7 +171,8 @@ def build_snapshot(
         results: Iterator[Shard] = (embedder.embed(s) for s in shards)
         workers = 1
     else:
-        results, workers = _on_ray(shards, ray, model, chunk_settings, runtime)
+        nodes: set[str] = set()
+        results, workers = _on_ray(shards, ray, model, chunk_settings, runtime, nodes)
     writer = None
     try:
         for done, shard in enumerate(results, start=1):
@@ -182,6 +195,7 @@ def build_snapshot(
             "build": {
                 "runner": "ray" if ray else "process",
                 "workers": workers,
+                "nodes": len(nodes) if ray else 1,
                 "shard_articles": shard_articles,
                 "batch_size": BATCH_SIZE,
                 "seconds": round(time.perf_counter() - started, 2),
@@ -210,10 +224,31 @@ def _import_ray():
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    # ray.init retries an address where nothing listens for minutes; a closed port is known
+    # at once.
+    host, _, port = address.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as e:
+        raise ClusterError(
+            f"No Ray cluster answers at {address} ({e.strerror or e}). Start one with: ray start"
+            " --head, then pass the address it prints (HOST:PORT), or auto on one of its nodes."
+        ) from e
+
+
 def _on_ray(
-    shards: list[list[Article]], address: str, model: str, chunking: dict, runtime: str
+    shards: list[list[Article]],
+    address: str,
+    model: str,
+    chunking: dict,
+    runtime: str,
+    nodes: set[str],
 ) -> tuple[Iterator[Shard], int]:
     ray = _import_ray()
+    _check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -226,11 +261,15 @@ def _on_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
+    # Start when every worker has its model loaded, so that the first one up does not take
+    # all the shards of a small collection.
+    context.wait_for_min_actors_s = 600
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     items = [
         {"shard": n, "articles": json.dumps([article_to_json(a) for a in shard])}
         for n, shard in enumerate(shards)
     ]
+
     class Embedder(ShardEmbedder):
         # The settings travel with the class, so that an actor restarted after a failure
         # needs nothing from the object store.
@@ -241,7 +280,7 @@ def _on_ray(
         Embedder,
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=1,
     )
 
@@ -252,6 +291,7 @@ def _on_ray(
                 if int(row["shard"]) != expected:
                     raise ClusterError(f"Ray returned shard {row['shard']}, not {expected}")
                 expected += 1
+                nodes.add(row["node"])
                 yield pickle.loads(row["data"])
         except ray.exceptions.RayError as e:
             raise ClusterError(f"The Ray build failed: {e}") from e
