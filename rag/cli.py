@@ -36,6 +36,7 @@ def _settings(args: argparse.Namespace, *, rebuild: str = "auto") -> Settings:
         answerer=a if (a := getattr(args, "answerer", None)) in ANSWERERS else "reader",
         rebuild=rebuild,
         runtime=getattr(args, "runtime", None) or "onnx",
+        milvus=getattr(args, "milvus", None),
     )
 
 
@@ -187,12 +188,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.updates import index_in_batch, open_index
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
-    if args.ray or args.snapshot:
+    if args.ray or args.snapshot or args.milvus:
         with _Bars() as bars:
             index, update = index_in_batch(
                 settings,
                 ray=args.ray,
                 snapshot=Path(args.snapshot) if args.snapshot else None,
+                milvus=args.milvus,
                 progress=bars,
             )
         print(format_update(update, {i: a.title for i, a in index.articles.items()}))
@@ -349,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=RUNTIMES,
             default="onnx",
             help="where the models run: onnx (ONNX Runtime, the default) or torch",
+        )
+        p.add_argument(
+            "--milvus",
+            metavar="URI",
+            help="search the chunks on this Milvus server (http://HOST:PORT); rag index"
+            " --milvus URI loads them (needs pip install -e '.[milvus]')",
         )
 
     p = sub.add_parser("index", help="build or refresh the index of a collection")

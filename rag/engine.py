@@ -89,6 +89,7 @@ class Engine:
         reader=None,
         selector: Selector | None = None,
         runtime: str = "onnx",
+        milvus: str | None = None,
     ) -> None:
         _check_answerer(answerer)
         self.runtime = runtime
@@ -96,7 +97,13 @@ class Engine:
         self.encoder = encoder
         self.method = method
         self.answerer = answerer
-        self.retriever = Retriever(index, encoder)
+        self.milvus = milvus
+        backend = None
+        if milvus is not None:
+            from rag.milvus import MilvusBackend
+
+            backend = MilvusBackend(milvus, index)
+        self.retriever = Retriever(index, encoder, backend=backend)
         self.table = SentenceTable(index)
         self.pieces = SentencePieces(index, encoder)
         self._reader = reader
@@ -138,6 +145,7 @@ class Engine:
             reader=self._reader,
             selector=self._selector,
             runtime=self.runtime,
+            milvus=self.milvus,
         )
 
     @classmethod
@@ -162,6 +170,7 @@ class Engine:
             method=settings.retriever,
             answerer=settings.answerer,  # type: ignore[arg-type]
             runtime=settings.runtime,
+            milvus=settings.milvus,
         )
         engine.skipped = update.skipped
         if settings.answerer == "reader":

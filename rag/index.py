@@ -275,7 +275,7 @@ def index_from_snapshot(directory: Path) -> Index:
     Raises:
         IndexMissingError, IndexCorruptError, IndexStaleError: As the messages say.
     """
-    from rag.snapshot import read_snapshot
+    from rag.snapshot import read_snapshot, snapshot_digest
 
     started = time.perf_counter()
     snapshot = read_snapshot(directory)
@@ -300,7 +300,11 @@ def index_from_snapshot(directory: Path) -> Index:
         "embedded": {"chunks": 0, "sentences": 0},
         "pieces": False,
         "duplicates": [asdict(d) for d in duplicates],
-        "snapshot": {"path": str(directory), "build": meta.get("build", {})},
+        "snapshot": {
+            "path": str(directory),
+            "digest": snapshot_digest(meta),
+            "build": meta.get("build", {}),
+        },
     }
     return Index(
         manifest,

@@ -6,7 +6,7 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Collection as Set
-from typing import Literal
+from typing import Literal, Protocol
 
 import bm25s
 import numpy as np
@@ -71,19 +71,88 @@ class Lexicon:
 
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every chunk for the question."""
-        query = self.query_terms(question)
+        return self.term_scores(self.query_terms(question))
+
+    def term_scores(self, query: list[str]) -> np.ndarray:
+        """BM25 score of every chunk for terms already resolved (see `query_terms`)."""
         if not query:
             return np.zeros(self.documents, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(query), dtype=np.float32)
 
 
+class Backend(Protocol):
+    """Where the chunks are searched: in this process (`InProcess`) or on a server
+    (`rag.milvus.MilvusBackend`)."""
+
+    def search(
+        self,
+        vector: np.ndarray,
+        terms: list[str],
+        *,
+        k: int,
+        method: Method,
+        articles: Set[str] | None,
+    ) -> list[tuple[int, float]]:
+        """The best k chunks as (chunk id, score), best first.
+
+        Args:
+            vector: The question's embedding.
+            terms: The question's BM25 terms, as the collection spells them.
+            k: How many.
+            method: `dense`, `bm25` or `hybrid` (reciprocal rank fusion of the two).
+            articles: Only chunks of these article ids; None for all.
+        """
+        ...
+
+
+class InProcess:
+    """FAISS and bm25s in this process, every chunk scored: the default backend."""
+
+    def __init__(self, index: Index, lexicon: Lexicon) -> None:
+        self.index = index
+        self.lexicon = lexicon
+
+    def dense_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of a question's vector to every chunk."""
+        n = self.index.chunk_vectors.ntotal
+        scores, ids = self.index.chunk_vectors.search(vector[None, :], n)
+        out = np.full(n, -1.0, dtype=np.float32)
+        valid = ids[0] >= 0
+        out[ids[0][valid]] = scores[0][valid]
+        return out
+
+    def search(
+        self,
+        vector: np.ndarray,
+        terms: list[str],
+        *,
+        k: int,
+        method: Method,
+        articles: Set[str] | None,
+    ) -> list[tuple[int, float]]:
+        """See `Backend.search`."""
+        chunks = self.index.chunks
+        if method == "dense":
+            scores = self.dense_scores(vector)
+        elif method == "bm25":
+            scores = self.lexicon.term_scores(terms)
+        else:
+            scores = _rrf([self.dense_scores(vector), self.lexicon.term_scores(terms)])
+        if articles is not None:
+            allowed = np.array([c.article_id in articles for c in chunks], dtype=bool)
+            scores = np.where(allowed, scores, -np.inf)
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
+        return [(i, float(scores[i])) for i in order]
+
+
 class Retriever:
     """Finds the chunks of an index that best match a question."""
 
-    def __init__(self, index: Index, encoder) -> None:
+    def __init__(self, index: Index, encoder, *, backend: Backend | None = None) -> None:
         self.index = index
         self.encoder = encoder
         self.lexicon = Lexicon([c.text for c in index.chunks])
+        self.backend = backend or InProcess(index, self.lexicon)
 
     @functools.lru_cache(maxsize=1024)
     def _encode_question(self, question: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,15 +166,6 @@ class Retriever:
     def question_tokens(self, question: str) -> np.ndarray:
         """Vectors of the question's content word pieces, cached for repeated questions."""
         return self._encode_question(question)[1]
-
-    def dense_scores(self, question: str) -> np.ndarray:
-        """Cosine similarity of the question to every chunk."""
-        n = self.index.chunk_vectors.ntotal
-        scores, ids = self.index.chunk_vectors.search(self.question_vector(question)[None, :], n)
-        out = np.full(n, -1.0, dtype=np.float32)
-        valid = ids[0] >= 0
-        out[ids[0][valid]] = scores[0][valid]
-        return out
 
     def retrieve(
         self,
@@ -130,21 +190,17 @@ class Retriever:
             raise ValueError(
                 f"unknown retrieval method {method!r}; use one of {', '.join(METHODS)}"
             )
-        chunks = self.index.chunks
-        allowed = np.array(
-            [articles is None or c.article_id in articles for c in chunks], dtype=bool
+        found = self.backend.search(
+            self.question_vector(question),
+            self.lexicon.query_terms(question),
+            k=k,
+            method=method,
+            articles=articles,
         )
-        if method == "dense":
-            scores = self.dense_scores(question)
-        elif method == "bm25":
-            scores = self.lexicon.scores(question)
-        else:
-            scores = _rrf([self.dense_scores(question), self.lexicon.scores(question)])
-        scores = np.where(allowed, scores, -np.inf)
-        order = [int(i) for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
+        chunks = self.index.chunks
         return [
-            Passage(chunks[i], self.index.articles[chunks[i].article_id], float(scores[i]), rank)
-            for rank, i in enumerate(order, start=1)
+            Passage(chunks[i], self.index.articles[chunks[i].article_id], score, rank)
+            for rank, (i, score) in enumerate(found, start=1)
         ]
 
 

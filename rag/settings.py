@@ -41,6 +41,8 @@ class Settings:
     answerer: str = "reader"
     rebuild: str = "auto"
     runtime: str = "onnx"
+    # A Milvus server (http://HOST:PORT) that searches the chunks; None: FAISS and BM25 here.
+    milvus: str | None = None
 
     @property
     def index_path(self) -> Path:

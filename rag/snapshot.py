@@ -77,11 +77,21 @@ def _vectors(pa, matrix: np.ndarray, dimension: int):
     return pa.FixedSizeListArray.from_arrays(flat, dimension)
 
 
+def join_terms(terms: list[str]) -> str:
+    """BM25 terms as one string that a whitespace or `\\w+` tokenizer splits back into them."""
+    return " ".join("".join(c if c.isalnum() else "_" for c in t) for t in terms)
+
+
 def milvus_terms(text: str) -> str:
-    """A text's BM25 terms as one string that any whitespace or `\\w+` tokenizer splits back."""
+    """A text's BM25 terms (`rag.text.terms`) as one string (see `join_terms`)."""
     from rag.text import terms
 
-    return " ".join("".join(c if c.isalnum() else "_" for c in t) for t in terms(text))
+    return join_terms(terms(text))
+
+
+def snapshot_digest(manifest: dict[str, Any]) -> str:
+    """A name for a snapshot's content: the digest of its shards' checksums."""
+    return hashlib.sha256("".join(s["sha256"] for s in manifest["shards"]).encode()).hexdigest()
 
 
 class SnapshotWriter:

@@ -228,6 +228,7 @@ def index_in_batch(
     *,
     ray: str | None = None,
     snapshot: Path | None = None,
+    milvus: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[Index, Update]:
     """Build the settings' index through a snapshot (see `rag.pipeline`): embedded on a Ray
@@ -238,6 +239,7 @@ def index_in_batch(
         ray: `auto` or a cluster's address to embed on Ray; None to embed in this process
             (or, with `snapshot`, to read that snapshot as it is).
         snapshot: The snapshot's folder; by default `DIR/snapshot`, written anew.
+        milvus: A Milvus server to load the snapshot's chunks into (see `rag.milvus`).
         progress: Called as shards are done.
 
     Returns:
@@ -270,6 +272,10 @@ def index_in_batch(
                 f"The snapshot in {target} does not fit: {'; '.join(reasons)}. Write it again"
                 f" from this collection with: rag snapshot {target}"
             )
+        if milvus is not None:
+            from rag.milvus import load_snapshot
+
+            load_snapshot(milvus, target)
         if made:
             index.manifest["embedded"] = {
                 "chunks": len(index.chunks),
