@@ -102,3 +102,14 @@ def test_the_same_seed_builds_the_same_index(clustered):
     assert not np.array_equal(
         faiss.serialize_index(first.index), faiss.serialize_index(other.index)
     )
+
+
+def test_k_beyond_the_probed_lists_still_returns_k_rows(monkeypatch, clustered):
+    monkeypatch.setattr("rag.vectors.NPROBE", 1)
+    rows, queries = clustered[0][:5_000], clustered[1][:2]
+    ids, scores = build_vectors(rows, exact_limit=0).search(queries, 300)
+    stored = rows.astype(np.float16).astype(np.float32)
+    assert ids.shape == (2, 300) and (ids >= 0).all()
+    assert all(len(set(row)) == 300 for row in ids.tolist())
+    truth = np.argsort(-(queries @ stored.T), axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(ids[:, :10], truth)
