@@ -224,7 +224,7 @@ def _recall(found: list[list[int]], truth: np.ndarray) -> float:
 
 
 def _bytes_per_vector(out: Path, rows: int) -> float:
-    return sum((out / name).stat().st_size for name in FILES) / rows
+    return sum((out / name).stat().st_size for name in FILES if (out / name).exists()) / rows
 
 
 def run(sizes: list[int], queries: int, exact_limit: int, seed: int, workdir: Path) -> None:

@@ -27,12 +27,14 @@ from rag.ingest import Collection
 from rag.spans import place_names
 from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
+from rag.vectors import Vectors, build_vectors
 
 FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 FILES = ("store.json", "chunks.faiss", "sentences.npy")
 PIECE_FILES = ("tokens.npy", "token_offsets.npy")
-FLAT_LIMIT = 100_000
+# The float16 chunk vectors an approximate chunk index re-ranks with (see `rag.vectors`).
+MATRIX_FILE = "chunks.npy"
 # Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk, 90% of an
 # index) are not stored: the answer step encodes its candidate sentences when asked.
 PIECES_LIMIT = 20_000
@@ -61,7 +63,7 @@ class Index:
     manifest: dict[str, Any]
     articles: dict[str, Article]
     chunks: list[Chunk]
-    chunk_vectors: faiss.Index
+    chunk_vectors: Vectors
     sentences: list[SentenceRef]
     sentence_vectors: np.ndarray
     token_vectors: np.ndarray | None
@@ -85,15 +87,6 @@ class Index:
         return self.articles[ref.article_id].text[ref.start : ref.end]
 
 
-def _faiss_index(vectors: np.ndarray) -> faiss.Index:
-    # Exact inner product (cosine on unit vectors) for the sizes of a news collection; an
-    # approximate graph index once a flat scan would get slow.
-    spec = "IDMap2,Flat" if len(vectors) <= FLAT_LIMIT else "IDMap2,HNSW32,Flat"
-    index = faiss.index_factory(vectors.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
-    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
-    return index
-
-
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -113,8 +106,8 @@ class EmbeddingCache:
     def from_index(cls, index: Index, *, settings: ChunkSettings | None = None) -> EmbeddingCache:
         """The vectors of a saved index, by text, and its articles' chunks when it was cut
         with `settings` (an article left as it was is not split again)."""
-        ids = np.arange(index.chunk_vectors.ntotal, dtype=np.int64)
-        chunk_vectors = index.chunk_vectors.reconstruct_batch(ids) if len(ids) else []
+        ids = np.arange(len(index.chunk_vectors), dtype=np.int64)
+        chunk_vectors = index.chunk_vectors.reconstruct(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
         sentences = {
             _key(index.sentence_text(ref)): (
@@ -251,7 +244,7 @@ def build_index(
         manifest,
         articles,
         chunks,
-        _faiss_index(chunk_vectors),
+        build_vectors(chunk_vectors),
         sentences,
         sentence_vectors,
         token_vectors,
@@ -310,7 +303,7 @@ def index_from_snapshot(directory: Path) -> Index:
         manifest,
         articles,
         snapshot.chunks,
-        _faiss_index(snapshot.chunk_vectors.astype(np.float32)),
+        build_vectors(snapshot.chunk_vectors),
         sentences,
         snapshot.sentence_vectors.astype(np.float32),
         None,
@@ -444,12 +437,18 @@ def save_index(index: Index, directory: Path) -> Path:
         "twins": [list(group) for group in index.twins],
     }
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
-    faiss.write_index(index.chunk_vectors, str(generation / "chunks.faiss"))
+    faiss.write_index(index.chunk_vectors.index, str(generation / "chunks.faiss"))
+    if index.chunk_vectors.matrix is not None:
+        np.save(generation / MATRIX_FILE, index.chunk_vectors.matrix)
     np.save(generation / "sentences.npy", index.sentence_vectors)
     if index.has_pieces:
         np.save(generation / "tokens.npy", index.token_vectors)
         np.save(generation / "token_offsets.npy", index.token_offsets)
-    manifest = {**index.manifest, "pieces": index.has_pieces}
+    manifest = {
+        **index.manifest,
+        "pieces": index.has_pieces,
+        "vectors": "exact" if index.chunk_vectors.exact else "ivf-sq8",
+    }
     manifest["files"] = {
         name: {"bytes": (generation / name).stat().st_size, "sha256": _sha256(generation / name)}
         for name in _files(manifest)
@@ -469,7 +468,11 @@ def save_index(index: Index, directory: Path) -> Path:
 
 
 def _files(manifest: dict[str, Any]) -> tuple[str, ...]:
-    return FILES + (PIECE_FILES if manifest.get("pieces", True) else ())
+    return (
+        FILES
+        + (PIECE_FILES if manifest.get("pieces", True) else ())
+        + ((MATRIX_FILE,) if manifest.get("vectors", "exact") != "exact" else ())
+    )
 
 
 def _fix(directory: Path) -> str:
@@ -548,7 +551,10 @@ def load_index(directory: Path) -> Index:
         ]
         sentences = [SentenceRef(**s) for s in store["sentences"]]
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
-        chunk_vectors = faiss.read_index(str(generation / "chunks.faiss"))
+        chunk_index = faiss.read_index(str(generation / "chunks.faiss"))
+        chunk_vectors = Vectors(chunk_index)
+        if isinstance(chunk_index, faiss.IndexIVF):
+            chunk_vectors.matrix = np.load(generation / MATRIX_FILE, mmap_mode="r")
         sentence_vectors = np.load(generation / "sentences.npy")
         token_vectors = token_offsets = None
         if manifest.get("pieces", True):
@@ -559,7 +565,8 @@ def load_index(directory: Path) -> Index:
             f"Index in {generation} cannot be read ({e}); {_fix(directory)}"
         ) from e
     if (
-        chunk_vectors.ntotal != len(chunks)
+        len(chunk_vectors) != len(chunks)
+        or (chunk_vectors.matrix is not None and len(chunk_vectors.matrix) != len(chunks))
         or len(sentence_vectors) != len(sentences)
         or (
             token_offsets is not None
@@ -573,7 +580,7 @@ def load_index(directory: Path) -> Index:
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
     dimension = manifest.get("dimension")
     widths = {
-        "chunks.faiss": chunk_vectors.d,
+        "chunks.faiss": chunk_vectors.dimension,
         "sentences.npy": sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else -1,
     }
     if token_vectors is not None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.index import Index
-from rag.retrieval import RRF_K, Method
+from rag.retrieval import CANDIDATES, RRF_K, Method
 from rag.snapshot import (
     iter_chunk_batches,
     join_terms,
@@ -19,10 +19,6 @@ from rag.snapshot import (
     snapshot_digest,
 )
 
-# Each list fused in a hybrid search is this long (or the whole collection, if smaller); the
-# in-process backend ranks every chunk, and past the first hundred a chunk's share of the
-# fused score is under 1/160.
-CANDIDATES = 100
 INSERT_BATCH = 512
 
 log = logging.getLogger(__name__)

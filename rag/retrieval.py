@@ -20,6 +20,10 @@ from rag.types import Passage
 Method = Literal["dense", "bm25", "hybrid"]
 METHODS: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60
+# Past `rag.vectors.EXACT_LIMIT` chunks, the length of each list fused (see `InProcess`): past
+# the first hundred, a chunk's share of a fused score is under 1/160.
+CANDIDATES = 100
+FILTERED_DEPTH = 10
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -106,20 +110,49 @@ class Backend(Protocol):
 
 
 class InProcess:
-    """FAISS and bm25s in this process, every chunk scored: the default backend."""
+    """FAISS and bm25s in this process: the default backend.
+
+    Up to `rag.vectors.EXACT_LIMIT` chunks every chunk is scored both ways and the fused rank
+    is exact. Past it, the approximate vector index and BM25 each give their best
+    `CANDIDATES`, and those lists are fused, as a search server does.
+    """
 
     def __init__(self, index: Index, lexicon: Lexicon) -> None:
         self.index = index
         self.lexicon = lexicon
 
     def dense_scores(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of a question's vector to every chunk."""
-        n = self.index.chunk_vectors.ntotal
-        scores, ids = self.index.chunk_vectors.search(vector[None, :], n)
+        """Cosine similarity of a question's vector to every chunk (exact indexes)."""
+        n = len(self.index.chunk_vectors)
+        ids, scores = self.index.chunk_vectors.search(vector, n)
         out = np.full(n, -1.0, dtype=np.float32)
-        valid = ids[0] >= 0
-        out[ids[0][valid]] = scores[0][valid]
+        valid = ids >= 0
+        out[ids[valid]] = scores[valid]
         return out
+
+    def _shortlists(
+        self, vector: np.ndarray, terms: list[str], *, k: int, method: Method, allowed
+    ) -> list[tuple[int, float]]:
+        # With a filter, deeper lists, so that enough allowed chunks remain in them.
+        depth = max(k, CANDIDATES) * (FILTERED_DEPTH if allowed is not None else 1)
+        lists = []
+        if method in ("dense", "hybrid"):
+            ids, scores = self.index.chunk_vectors.search(vector, depth)
+            lists.append([(int(i), float(v)) for i, v in zip(ids, scores, strict=True)])
+        if method in ("bm25", "hybrid"):
+            scores = self.lexicon.term_scores(terms)
+            top = np.argpartition(-scores, min(depth, len(scores) - 1))[:depth]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            lists.append([(int(i), float(scores[i])) for i in top if scores[i] > 0])
+        if allowed is not None:
+            lists = [[(i, v) for i, v in found if allowed[i]] for found in lists]
+        if method != "hybrid":
+            return lists[0][:k]
+        fused: dict[int, float] = {}
+        for found in lists:
+            for rank, (i, _) in enumerate(found, start=1):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
+        return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
 
     def search(
         self,
@@ -132,14 +165,18 @@ class InProcess:
     ) -> list[tuple[int, float]]:
         """See `Backend.search`."""
         chunks = self.index.chunks
+        allowed = None
+        if articles is not None:
+            allowed = np.array([c.article_id in articles for c in chunks], dtype=bool)
+        if not self.index.chunk_vectors.exact:
+            return self._shortlists(vector, terms, k=k, method=method, allowed=allowed)
         if method == "dense":
             scores = self.dense_scores(vector)
         elif method == "bm25":
             scores = self.lexicon.term_scores(terms)
         else:
             scores = _rrf([self.dense_scores(vector), self.lexicon.term_scores(terms)])
-        if articles is not None:
-            allowed = np.array([c.article_id in articles for c in chunks], dtype=bool)
+        if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
         order = [int(i) for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
         return [(i, float(scores[i])) for i in order]

@@ -44,11 +44,17 @@ class Vectors:
     """Unit-length vectors, searchable by inner product; ids are row numbers."""
 
     index: faiss.Index
-    # float16 copies of the rows: what an approximate index's candidates are re-scored with
-    matrix: np.ndarray
+    # float16 copies of the rows, which an approximate index's candidates are re-scored
+    # with; None for an exact (flat) index, which holds the rows itself
+    matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self.matrix.shape[0]
+        return int(self.index.ntotal)
+
+    @property
+    def dimension(self) -> int:
+        """The vectors' width."""
+        return int(self.index.d)
 
     @property
     def exact(self) -> bool:
@@ -106,7 +112,7 @@ class Vectors:
             float32 rows: the vectors as given when exact, their float16 copies otherwise.
         """
         ids = np.asarray(ids, dtype=np.int64)
-        if self.exact:
+        if self.matrix is None:
             return self.index.reconstruct_batch(ids)
         return self.matrix[ids].astype(np.float32)
 
@@ -124,10 +130,11 @@ def build_vectors(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: 
         The searchable vectors.
     """
     rows, dimension = vectors.shape
-    matrix = vectors if vectors.dtype == np.float16 else vectors.astype(np.float16)
+    matrix = None
     if rows <= exact_limit:
         index = faiss.IndexFlatIP(dimension)
     else:
+        matrix = vectors if vectors.dtype == np.float16 else vectors.astype(np.float16)
         nlist = nlist_for(rows)
         index = faiss.index_factory(dimension, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
@@ -140,7 +147,7 @@ def build_vectors(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: 
 
 
 def save_vectors(vectors: Vectors, directory: str | Path) -> None:
-    """Write the index and the float16 rows under the names in `FILES`.
+    """Write the index and, for an approximate one, the float16 rows (names in `FILES`).
 
     Args:
         vectors: What to save.
@@ -149,7 +156,8 @@ def save_vectors(vectors: Vectors, directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(vectors.index, str(directory / FILES[0]))
-    np.save(directory / FILES[1], vectors.matrix)
+    if vectors.matrix is not None:
+        np.save(directory / FILES[1], vectors.matrix)
 
 
 def load_vectors(directory: str | Path, *, mmap: bool = True) -> Vectors:
@@ -165,5 +173,6 @@ def load_vectors(directory: str | Path, *, mmap: bool = True) -> Vectors:
     """
     directory = Path(directory)
     index = faiss.read_index(str(directory / FILES[0]))
-    matrix = np.load(directory / FILES[1], mmap_mode="r" if mmap else None)
-    return Vectors(index, matrix)
+    if not isinstance(index, faiss.IndexIVF):
+        return Vectors(index)
+    return Vectors(index, np.load(directory / FILES[1], mmap_mode="r" if mmap else None))

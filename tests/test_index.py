@@ -16,6 +16,7 @@ from rag.ingest import DEFAULT_COLLECTION, load_collection
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.updates import open_index
+from tests.conftest import FakeEncoder
 
 
 def test_every_sentence_offset_slices_back_to_its_sentence(fake_encoder):
@@ -259,4 +260,51 @@ def test_an_index_without_piece_vectors_saves_loads_and_is_checked(tmp_path, fak
         f.seek(300)
         f.write(b"\xff" * 8)
     with pytest.raises(IndexCorruptError, match="sentences.npy"):
+        load_index(tmp_path)
+
+
+def _approximate(index):
+    """The same index with its chunk vectors in an IVF index, as past `EXACT_LIMIT` chunks."""
+    from rag.vectors import build_vectors
+
+    rows = index.chunk_vectors.reconstruct(np.arange(len(index.chunks)))
+    return dataclasses.replace(index, chunk_vectors=build_vectors(rows, exact_limit=0))
+
+
+def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_path):
+    from rag.vectors import Vectors
+
+    exact = build_index(load_collection(), FakeEncoder(), ChunkSettings())
+    approximate = _approximate(exact)
+    assert not approximate.chunk_vectors.exact
+    questions = [
+        "Who killed Soleimani?",
+        "Who shot Hisham al-Hashimi?",
+        "What did the UN report say?",
+    ]
+
+    def top(index, question, method):
+        found = Retriever(index, FakeEncoder()).retrieve(question, 5, method=method)
+        # a chunk without a word of the question is no BM25 match, whatever its rank
+        return [p.chunk.id for p in found if method != "bm25" or p.score > 0]
+
+    for question in questions:
+        for method in ("dense", "bm25", "hybrid"):
+            a, b = top(exact, question, method), top(approximate, question, method)
+            assert len(set(a) & set(b)) >= min(4, len(a)), (question, method, a, b)
+    article = exact.chunks[0].article_id
+    filtered = Retriever(approximate, FakeEncoder()).retrieve("Iraq", 5, articles={article})
+    assert filtered and {p.article.id for p in filtered} == {article}
+    save_index(approximate, tmp_path)
+    generation = tmp_path / (tmp_path / "CURRENT").read_text().strip()
+    assert (generation / "chunks.npy").is_file()
+    loaded = load_index(tmp_path)
+    assert isinstance(loaded.chunk_vectors, Vectors) and not loaded.chunk_vectors.exact
+    assert isinstance(loaded.chunk_vectors.matrix, np.memmap)
+    question = questions[0]
+    assert [p.chunk.id for p in Retriever(loaded, FakeEncoder()).retrieve(question, 5)] == [
+        p.chunk.id for p in Retriever(approximate, FakeEncoder()).retrieve(question, 5)
+    ]
+    (generation / "chunks.npy").unlink()
+    with pytest.raises(IndexCorruptError, match="chunks.npy is missing"):
         load_index(tmp_path)
