@@ -9,13 +9,13 @@ import time
 
 import pytest
 
+from eval.cluster import free_port
 from eval.harness import DEFAULT_QA, evaluate, load_qa
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.ingest import DEFAULT_COLLECTION
 from rag.settings import Settings
 from rag.updates import index_in_batch
-from tests.cluster import free_port
 
 pytestmark = [pytest.mark.model, pytest.mark.milvus]
 

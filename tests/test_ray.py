@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from eval.cluster import LOOPBACK, local_cluster
 from eval.harness import DEFAULT_QA, load_qa
 from rag.chunking import ChunkSettings
 from rag.engine import Engine
@@ -16,14 +17,13 @@ from rag.index import index_from_snapshot, load_index
 from rag.ingest import DEFAULT_COLLECTION, load_collection
 from rag.pipeline import build_snapshot
 from rag.snapshot import read_snapshot
-from tests.cluster import LOOPBACK, two_nodes
 
 pytestmark = [pytest.mark.model, pytest.mark.ray]
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with two_nodes() as address:
+    with local_cluster(2) as address:
         yield address
 
 
@@ -89,7 +89,7 @@ def test_the_cluster_index_answers_the_eval_set_as_the_one_process_build(builds,
 
 
 def test_an_address_where_nothing_listens_is_a_clear_error(tmp_path):
-    from tests.cluster import free_port
+    from eval.cluster import free_port
 
     done = subprocess.run(
         [sys.executable, "-m", "rag", "snapshot", str(tmp_path / "s")]

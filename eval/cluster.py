@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine, listening on 127.0.0.1 only, for tests."""
+"""A real Ray cluster of one or more nodes on this machine, listening on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def stop() -> None:
 
 
 @contextlib.contextmanager
-def two_nodes(*, wait_seconds: float = 90.0) -> Iterator[str]:
-    """Start a head node and a second node, one CPU each, on 127.0.0.1; stop both after.
+def local_cluster(nodes: int = 2, *, wait_seconds: float = 90.0) -> Iterator[str]:
+    """Start a head node and `nodes - 1` more, one CPU each, on 127.0.0.1; stop all after
+    (with `ray stop`, which stops every Ray process of this machine).
 
     Yields:
         The cluster's address, `127.0.0.1:PORT`.
@@ -64,17 +65,18 @@ def two_nodes(*, wait_seconds: float = 90.0) -> Iterator[str]:
             capture_output=True,
             timeout=120,
         )
-        subprocess.run(
-            [sys.executable, "-c", _SECOND_NODE, "start", f"--address={address}", *common],
-            env={**LOOPBACK, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        for _ in range(nodes - 1):
+            subprocess.run(
+                [sys.executable, "-c", _SECOND_NODE, "start", f"--address={address}", *common],
+                env={**LOOPBACK, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         deadline = time.monotonic() + wait_seconds
-        while _alive_nodes(address) < 2:
+        while _alive_nodes(address) < nodes:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the second Ray node did not join within {wait_seconds} s")
+                raise RuntimeError(f"{nodes} Ray nodes did not join within {wait_seconds} s")
             time.sleep(1)
         yield address
     finally:
