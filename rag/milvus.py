@@ -20,6 +20,7 @@ from rag.snapshot import (
 )
 
 INSERT_BATCH = 512
+BM25_K1, BM25_B = 1.5, 0.75
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,13 @@ def load_snapshot(uri: str, directory: Path) -> str:
     )
     indexes = client.prepare_index_params()
     indexes.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-    indexes.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    # bm25s's k1 and b, which the in-process backend uses (Milvus's own default k1 is 1.2).
+    indexes.add_index(
+        field_name="sparse",
+        index_type="SPARSE_INVERTED_INDEX",
+        metric_type="BM25",
+        params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
+    )
     client.create_collection(name, schema=schema, index_params=indexes)
     articles = _article_numbers(directory)
     for batch in iter_chunk_batches(

@@ -172,10 +172,11 @@ class InProcess:
             return self._shortlists(vector, terms, k=k, method=method, allowed=allowed)
         if method == "dense":
             scores = self.dense_scores(vector)
-        elif method == "bm25":
-            scores = self.lexicon.term_scores(terms)
         else:
-            scores = _rrf([self.dense_scores(vector), self.lexicon.term_scores(terms)])
+            lexical = self.lexicon.term_scores(terms)
+            # A chunk with none of the question's terms is no BM25 match: no rank, no share.
+            lexical = np.where(lexical > 0, lexical, -np.inf)
+            scores = lexical if method == "bm25" else _rrf([self.dense_scores(vector), lexical])
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
         order = [int(i) for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
@@ -242,9 +243,10 @@ class Retriever:
 
 
 def _rrf(score_lists: list[np.ndarray]) -> np.ndarray:
+    # Reciprocal rank fusion; a -inf score is no match and adds nothing.
     fused = np.zeros_like(score_lists[0], dtype=np.float64)
     for scores in score_lists:
         ranks = np.empty(len(scores), dtype=np.int64)
         ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
-        fused += 1.0 / (RRF_K + ranks)
+        fused += np.where(np.isfinite(scores), 1.0 / (RRF_K + ranks), 0.0)
     return fused.astype(np.float32)

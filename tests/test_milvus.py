@@ -70,14 +70,14 @@ def engines(milvus, real_encoder, tmp_path_factory):
 def test_top_ten_passages_agree_with_faiss(engines):
     here, server = engines
     questions = [qa["question"] for qa in load_qa(DEFAULT_QA)]
-    shared = total = 0
     for method in ("dense", "bm25", "hybrid"):
+        shared = total = 0
         for question in questions:
             a = {p.chunk.id for p in here.retriever.retrieve(question, 10, method=method)}
             b = {p.chunk.id for p in server.retriever.retrieve(question, 10, method=method)}
-            shared, total = shared + len(a & b), total + len(a)
-    assert total > 3 * 200 * 9
-    assert shared / total >= 0.95
+            shared, total = shared + len(a & b), total + max(len(a), len(b))
+        assert total > 200 * 5
+        assert shared / total >= 0.95, method
 
 
 def test_answers_match_faiss_on_the_eval_set(engines):
