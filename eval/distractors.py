@@ -130,7 +130,7 @@ def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dic
     from eval.metrics import percentile, score_question
     from rag.chunking import ChunkSettings, chunk_articles
     from rag.engine import Engine
-    from rag.index import Index, SentenceRef
+    from rag.index import Index, sentence_refs
     from rag.vectors import EXACT_LIMIT, build_vectors
 
     saved = np.load(embedded, allow_pickle=True)
@@ -150,12 +150,7 @@ def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dic
         more = chunk_articles(extra, encoder.count_tokens, settings)
         chunks += [replace(c, id=len(chunks) + i) for i, c in enumerate(more)]
     by_id = {a.id: a for a in articles}
-    refs, seen = [], set()
-    for chunk in chunks:
-        for s, e in chunk.sentences:
-            if (chunk.article_id, s) not in seen:
-                seen.add((chunk.article_id, s))
-                refs.append(SentenceRef(chunk.article_id, s, e, chunk.id))
+    refs = sentence_refs(chunks)
     texts = [by_id[r.article_id].text[r.start : r.end] for r in refs]
     # Pool sentences that the splitter joins with their neighbour in a new paragraph: few.
     unknown = sorted({t for t in texts if t not in known})

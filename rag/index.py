@@ -178,12 +178,7 @@ def build_index(
     chunk_vectors = np.array([known[k] for k in chunk_keys], dtype=np.float32).reshape(
         len(chunks), dimension
     )
-    sentences, seen = [], set()
-    for chunk in chunks:
-        for start, end in chunk.sentences:
-            if (chunk.article_id, start) not in seen:
-                seen.add((chunk.article_id, start))
-                sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
+    sentences = sentence_refs(chunks)
     articles = {a.id: a for a in collection.articles}
     texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     keys = [_key(t) for t in texts]
@@ -253,6 +248,25 @@ def build_index(
     )
 
 
+def sentence_refs(chunks: list[Chunk]) -> list[SentenceRef]:
+    """Every sentence of the chunks once (neighbouring chunks share one), with the chunk it
+    first appears in.
+
+    Args:
+        chunks: Chunks in order.
+
+    Returns:
+        The sentences in order.
+    """
+    sentences, seen = [], set()
+    for chunk in chunks:
+        for start, end in chunk.sentences:
+            if (chunk.article_id, start) not in seen:
+                seen.add((chunk.article_id, start))
+                sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
+    return sentences
+
+
 def index_from_snapshot(directory: Path) -> Index:
     """Build an index (FAISS, the sentence table, near-duplicates) from a snapshot.
 
@@ -274,7 +288,7 @@ def index_from_snapshot(directory: Path) -> Index:
     snapshot = read_snapshot(directory)
     meta = snapshot.manifest
     articles = {a.id: a for a in snapshot.articles}
-    sentences = [SentenceRef(*s) for s in snapshot.sentences]
+    sentences = snapshot.sentences
     texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     duplicates = near_duplicates(snapshot.articles)
     twins = twin_sentences(
@@ -368,7 +382,8 @@ def article_from_json(data: dict[str, Any]) -> Article:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -450,7 +465,10 @@ def save_index(index: Index, directory: Path) -> Path:
         "vectors": "exact" if index.chunk_vectors.exact else "ivf-sq8",
     }
     manifest["files"] = {
-        name: {"bytes": (generation / name).stat().st_size, "sha256": _sha256(generation / name)}
+        name: {
+            "bytes": (generation / name).stat().st_size,
+            "sha256": sha256_file(generation / name),
+        }
         for name in _files(manifest)
     }
     (generation / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -538,7 +556,7 @@ def load_index(directory: Path) -> Index:
                 f"Index file {path} is truncated or altered ({size} bytes, expected"
                 f" {expected['bytes']}); {_fix(directory)}"
             )
-        if _sha256(path) != expected["sha256"]:
+        if sha256_file(path) != expected["sha256"]:
             raise IndexCorruptError(
                 f"Index file {path} is altered (checksum differs); {_fix(directory)}"
             )

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
 from rag.errors import RagError
-from rag.index import article_from_json, article_to_json
+from rag.index import article_from_json, article_to_json, sentence_refs
 from rag.ingest import Collection
 from rag.snapshot import Shard, SnapshotWriter, created_now
 from rag.types import Article
@@ -82,12 +82,7 @@ class ShardEmbedder:
             The shard, ids local to it, vectors as float16.
         """
         chunks = chunk_articles(articles, self.encoder.count_tokens, self.settings)
-        sentences, seen = [], set()
-        for chunk in chunks:
-            for start, end in chunk.sentences:
-                if (chunk.article_id, start) not in seen:
-                    seen.add((chunk.article_id, start))
-                    sentences.append((chunk.article_id, start, end, chunk.id))
+        sentences = sentence_refs(chunks)
         text = {a.id: a.text for a in articles}
         dimension = int(self.encoder.dimension)
         return Shard(
@@ -95,7 +90,7 @@ class ShardEmbedder:
             chunks,
             self._encode([c.text for c in chunks], dimension),
             sentences,
-            self._encode([text[a][s:e] for a, s, e, _ in sentences], dimension),
+            self._encode([text[s.article_id][s.start : s.end] for s in sentences], dimension),
         )
 
     def _encode(self, texts: list[str], dimension: int) -> np.ndarray:

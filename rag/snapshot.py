@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from rag.index import SentenceRef, sha256_file
 from rag.types import Article, Chunk, Section
 
 SNAPSHOT_FORMAT = 1
@@ -51,8 +52,7 @@ class Shard:
     articles: list[Article]
     chunks: list[Chunk]
     chunk_vectors: np.ndarray
-    # (article id, start, end, local chunk id) per sentence
-    sentences: list[tuple[str, int, int, int]]
+    sentences: list[SentenceRef]
     sentence_vectors: np.ndarray
 
 
@@ -64,7 +64,7 @@ class Snapshot:
     articles: list[Article]
     chunks: list[Chunk]
     chunk_vectors: np.ndarray
-    sentences: list[tuple[str, int, int, int]]
+    sentences: list[SentenceRef]
     sentence_vectors: np.ndarray
 
 
@@ -165,10 +165,12 @@ class SnapshotWriter:
                 "id": pa.array(
                     range(first_sentence, first_sentence + len(shard.sentences)), pa.int64()
                 ),
-                "article_id": [s[0] for s in shard.sentences],
-                "start": pa.array([s[1] for s in shard.sentences], pa.int32()),
-                "end": pa.array([s[2] for s in shard.sentences], pa.int32()),
-                "chunk_id": pa.array([first_chunk + s[3] for s in shard.sentences], pa.int64()),
+                "article_id": [s.article_id for s in shard.sentences],
+                "start": pa.array([s.start for s in shard.sentences], pa.int32()),
+                "end": pa.array([s.end for s in shard.sentences], pa.int32()),
+                "chunk_id": pa.array(
+                    [first_chunk + s.chunk_id for s in shard.sentences], pa.int64()
+                ),
                 "vector": _vectors(pa, shard.sentence_vectors, self.dimension),
             }
         )
@@ -181,7 +183,7 @@ class SnapshotWriter:
                     "file": file,
                     "rows": table.num_rows,
                     "first_id": self._counts[name],
-                    "sha256": _sha256(self._staging / file),
+                    "sha256": sha256_file(self._staging / file),
                 }
             )
             self._counts[name] += table.num_rows
@@ -221,14 +223,6 @@ class SnapshotWriter:
     def abort(self) -> None:
         """Remove what was written."""
         shutil.rmtree(self._staging, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_snapshot_manifest(directory: Path) -> dict[str, Any]:
@@ -277,7 +271,7 @@ def shard_files(directory: Path, table: str, *, check: bool = True) -> list[Path
         path = Path(directory) / shard["file"]
         if not path.is_file():
             raise IndexCorruptError(f"Snapshot file {path} is missing; write the snapshot again")
-        if check and _sha256(path) != shard["sha256"]:
+        if check and sha256_file(path) != shard["sha256"]:
             raise IndexCorruptError(
                 f"Snapshot file {path} is altered (checksum differs); write the snapshot again"
             )
@@ -325,8 +319,7 @@ def read_snapshot(directory: Path) -> Snapshot:
         chunk_vectors = _matrix(chunk_table["vector"], dimension)
     if sentence_table is not None:
         sentences = [
-            (r["article_id"], r["start"], r["end"], r["chunk_id"])
-            for r in sentence_table.drop_columns(["vector"]).to_pylist()
+            SentenceRef(**r) for r in sentence_table.drop_columns(["vector", "id"]).to_pylist()
         ]
         sentence_vectors = _matrix(sentence_table["vector"], dimension)
     counts = manifest["counts"]

@@ -51,9 +51,9 @@ def test_snapshot_round_trips_with_global_ids_across_shards(tmp_path):
     first_ids = [s["first_id"] for s in written["shards"] if s["table"] == "chunks"]
     assert first_ids[0] == 0 and first_ids == sorted(first_ids) and first_ids[1] > 0
     # every sentence names the chunk (global id) that holds it
-    for article_id, start, end, chunk_id in snapshot.sentences:
-        chunk = snapshot.chunks[chunk_id]
-        assert chunk.article_id == article_id and (start, end) in chunk.sentences
+    for ref in snapshot.sentences:
+        chunk = snapshot.chunks[ref.chunk_id]
+        assert chunk.article_id == ref.article_id and (ref.start, ref.end) in chunk.sentences
     assert snapshot.chunk_vectors.dtype == np.float16
     expected = FakeEncoder().encode([c.text for c in snapshot.chunks]).astype(np.float16)
     assert np.array_equal(snapshot.chunk_vectors, expected)
