@@ -35,3 +35,11 @@ class IndexBusyError(IndexProblemError):
 
 class FetchError(CollectionError):
     """A page or feed could not be fetched from its address."""
+
+
+class ClusterError(RagError):
+    """Ray is missing, or the cluster cannot be reached or fails the build."""
+
+
+class MilvusError(RagError):
+    """pymilvus is missing, the server cannot be reached, or it lacks the collection."""

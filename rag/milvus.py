@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import MilvusError
 from rag.index import Index
 from rag.retrieval import CANDIDATES, RRF_K, Method
 from rag.snapshot import (
@@ -23,10 +23,6 @@ INSERT_BATCH = 512
 BM25_K1, BM25_B = 1.5, 0.75
 
 log = logging.getLogger(__name__)
-
-
-class MilvusError(RagError):
-    """pymilvus is missing, the server cannot be reached, or it lacks the collection."""
 
 
 def _pymilvus():
@@ -178,6 +174,7 @@ class MilvusBackend:
                 "This index was not built from a snapshot, so Milvus cannot hold it: load it"
                 f" with: rag index --milvus {uri}"
             )
+        self.uri = uri
         self.client = connect(uri)
         self.name = collection_name(snapshot["digest"])
         if not self.client.has_collection(self.name) or _rows(self.client, self.name) != len(
@@ -202,6 +199,19 @@ class MilvusBackend:
         articles: Set[str] | None,
     ) -> list[tuple[int, float]]:
         """See `rag.retrieval.Backend.search`."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return self._search(vector, terms, k=k, method=method, articles=articles)
+        except MilvusException as e:
+            raise MilvusError(
+                f"The Milvus server at {self.uri} could not search ({e.message}); is it"
+                " running? Start it, or serve without --milvus."
+            ) from e
+
+    def _search(
+        self, vector, terms, *, k: int, method: Method, articles
+    ) -> list[tuple[int, float]]:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         expr = ""

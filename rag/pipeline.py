@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
-from rag.errors import RagError
+from rag.errors import ClusterError, CollectionError
 from rag.index import article_from_json, article_to_json, sentence_refs
 from rag.ingest import Collection
 from rag.snapshot import Shard, SnapshotWriter, created_now
@@ -31,10 +31,6 @@ MIN_SHARD_ARTICLES, MAX_SHARD_ARTICLES, SHARDS = 8, 512, 64
 BATCH_SIZE = 64
 
 log = logging.getLogger(__name__)
-
-
-class ClusterError(RagError):
-    """Ray is missing, or the cluster cannot be reached or fails the build."""
 
 
 def shard_size(articles: int) -> int:
@@ -177,7 +173,7 @@ def build_snapshot(
             if progress:
                 progress("shards", done, len(shards))
         if writer is None:
-            raise RagError("The collection has no articles: there is nothing to snapshot.")
+            raise CollectionError("The collection has no articles: there is nothing to snapshot.")
         manifest = {
             "model": model,
             "model_revision": model_revision(model),

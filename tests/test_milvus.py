@@ -12,7 +12,7 @@ import pytest
 from eval.cluster import free_port
 from eval.harness import DEFAULT_QA, evaluate, load_qa
 from rag.engine import Engine
-from rag.errors import RagError
+from rag.errors import MilvusError, RagError
 from rag.ingest import DEFAULT_COLLECTION
 from rag.settings import Settings
 from rag.updates import index_in_batch
@@ -112,3 +112,17 @@ def test_a_server_without_the_index_or_no_server_is_a_clear_error(engines, real_
         )
     with pytest.raises(RagError, match="No Milvus server answers"):
         Engine(here.index, real_encoder, milvus=f"http://127.0.0.1:{free_port()}")
+
+
+def test_a_server_that_fails_mid_search_is_a_clear_error(engines, monkeypatch):
+    from pymilvus.exceptions import MilvusException
+
+    _, server = engines
+    backend = server.retriever.backend
+
+    def down(*args, **kwargs):
+        raise MilvusException(message="connection refused")
+
+    monkeypatch.setattr(backend.client, "hybrid_search", down)
+    with pytest.raises(MilvusError, match="could not search .connection refused.; is it running"):
+        server.ask("Who shot Hisham al-Hashimi?")

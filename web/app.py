@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.engine import Engine
-from rag.errors import CollectionError, IndexBusyError, QuestionError
+from rag.errors import CollectionError, IndexBusyError, MilvusError, QuestionError
 from rag.examples import read_questions
 from rag.ingest import MAX_FILE_BYTES, SUFFIXES, article_from_record, read_data
 from rag.serialize import answer_to_dict, article_to_dict, newest_first
@@ -223,6 +223,8 @@ def _answer(view: View, question: str, options: AskOptions, where: list[str]) ->
     except QuestionError as e:
         detail = [{"type": "question", "loc": where, "msg": str(e)}]
         raise HTTPException(422, detail=detail) from e
+    except MilvusError as e:
+        raise HTTPException(503, detail=str(e), headers={"Retry-After": "5"}) from e
 
 
 def _article(view: View, article_id: str) -> Article:
@@ -421,7 +423,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 router = APIRouter()
 BUSY: dict[int | str, dict[str, Any]] = {
-    503: {"description": "The index is still loading, or could not be opened."}
+    503: {
+        "description": "The index is still loading or could not be opened, or the search"
+        " server (Milvus) does not answer."
+    }
 }
 BODY: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON text in UTF-8."},
@@ -715,6 +720,8 @@ def _question_page(request: Request, state: AppState) -> Response:
         context["answer"] = answer_out(view.ask(params.q, params))
     except QuestionError as e:
         return _page(request, "index.html", {**context, "error": str(e)}, 422)
+    except MilvusError as e:
+        return _page(request, "index.html", {**context, "error": str(e)}, 503)
     return _page(request, "index.html", context)
 
 
