@@ -162,7 +162,13 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
             f" {d.similarity:.0%} of the shorter one's text shared"
             for d in update.duplicates
         ]
-    if update.built:
+    if update.built and update.snapshot is not None:
+        lines.append(
+            f"  Embedded {update.embedded_chunks} chunks and {update.embedded_sentences}"
+            f" sentences; index made from the snapshot in {update.snapshot}"
+            f" in {update.seconds:.1f} s."
+        )
+    elif update.built:
         kept = update.chunks - update.embedded_chunks
         lines.append(
             f"  Embedded {update.embedded_chunks} chunks and {update.embedded_sentences}"

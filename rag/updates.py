@@ -133,6 +133,8 @@ class Update:
     seconds: float = 0.0
     # Articles `rag remove` took out of the collection; they stay out when its files are read.
     left_out: tuple[str, ...] = ()
+    # The snapshot the index was made from (see `index_in_batch`), if any.
+    snapshot: Path | None = None
 
 
 def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
@@ -283,7 +285,7 @@ def index_in_batch(
             }
         previous = _previous(directory)
         save_index(index, directory)
-        return index, _summary(
+        update = _summary(
             index,
             collection,
             directory=directory,
@@ -293,6 +295,7 @@ def index_in_batch(
             left_out=changes.removed,
             started=started,
         )
+        return index, replace(update, snapshot=target)
 
 
 def add_articles(

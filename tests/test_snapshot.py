@@ -159,6 +159,10 @@ def test_rag_index_from_a_snapshot_serves_and_refuses_a_foreign_one(tmp_path):
     _snapshot(tmp_path / "snap")
     index, update = index_in_batch(settings, snapshot=tmp_path / "snap")
     assert update.built and update.articles == 15 and update.embedded_chunks == 0
+    assert update.snapshot == tmp_path / "snap"
+    from rag.cli import format_update
+
+    assert f"index made from the snapshot in {tmp_path / 'snap'}" in format_update(update, {})
     loaded = load_index(tmp_path / "index")
     assert loaded.chunks == index.chunks and not loaded.has_pieces
     other = Settings(collection=(DEFAULT_COLLECTION,), index_dir=tmp_path / "other")
