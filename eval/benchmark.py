@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embeddings import RUNTIMES
+from eval.cluster import free_port
 from eval.harness import DEFAULT_QA, load_qa
 from eval.metrics import percentile
 
@@ -306,12 +306,6 @@ def _get(connection: http.client.HTTPConnection, path: str) -> int:
     return response.status
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rag(*args: str) -> list[str]:
     return [sys.executable, "-m", "rag", *args]
 
@@ -353,7 +347,7 @@ def serving(
     Raises:
         RuntimeError: The server exited or was not ready within `READY_SECONDS`.
     """
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
     server = subprocess.Popen(

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from eval.benchmark import DATASETS, peak_mb
+
 XQUAD = DATASETS / "xquad-en" / "xquad.en.json"
 DEV_HALF = DATASETS / "squad2" / "dev-half-v2.0.json"
 TRAIN_SAMPLE = DATASETS / "squad2" / "train-sample-v2.0.json"
@@ -40,7 +41,8 @@ SEED = 11
 CHILD_SECONDS = 3600
 
 
-def _articles(records: list[dict]) -> list:
+def as_articles(records: list[dict]) -> list:
+    """Articles from JSON records (as `eval.squad.convert` makes them), unreadable ones left out."""
     from rag.ingest import article_from_record
 
     out = []
@@ -60,7 +62,7 @@ def xquad() -> tuple[list, list[dict]]:
     dev = json.loads(DEV_HALF.read_text(encoding="utf-8"))["data"]
     _, qas = convert({**data, "data": without_titles(data["data"], [a["title"] for a in dev])})
     qas = [qa for qa in qas if qa["answers"]]
-    return _articles(articles), random.Random(SEED).sample(qas, min(QUESTIONS, len(qas)))
+    return as_articles(articles), random.Random(SEED).sample(qas, min(QUESTIONS, len(qas)))
 
 
 def pool() -> list[str]:
@@ -116,13 +118,6 @@ def embed_once(work: Path) -> Path:
     return path
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dict:
     """Build the index of one size and ask it the questions (run in its own process)."""
     from embeddings import load_encoder
@@ -145,7 +140,7 @@ def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dic
     settings = ChunkSettings()
     chunks = chunk_articles(articles, encoder.count_tokens, settings)
     while len(chunks) < size:
-        extra = _articles(_distractors(sentences_pool, len(articles), rng))
+        extra = as_articles(_distractors(sentences_pool, len(articles), rng))
         articles += extra
         more = chunk_articles(extra, encoder.count_tokens, settings)
         chunks += [replace(c, id=len(chunks) + i) for i, c in enumerate(more)]
@@ -200,7 +195,7 @@ def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dic
         "sentences": len(refs),
         "mode": "exact" if vectors.exact else "ivf-sq8",
         "build_s": round(built, 1),
-        "rss_mb": round(_rss_mb()),
+        "rss_mb": round(peak_mb("self", "VmRSS")),
         "recall@10": round(recall, 3),
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),

@@ -109,14 +109,14 @@ def generate_from_questions(workdir: Path, rows: int, queries: int, seed: int) -
         What the data is.
     """
     from embeddings import load_encoder
-    from eval.distractors import TRAIN_SAMPLE, _articles, pool
+    from eval.distractors import TRAIN_SAMPLE, as_articles, pool
     from eval.squad import convert
     from rag.chunking import ChunkSettings, chunk_articles
 
     encoder = load_encoder()
     squad = json.loads(TRAIN_SAMPLE.read_text(encoding="utf-8"))
     articles, _ = convert(squad)
-    chunks = chunk_articles(_articles(articles), encoder.count_tokens, ChunkSettings())
+    chunks = chunk_articles(as_articles(articles), encoder.count_tokens, ChunkSettings())
     real = encoder.encode([c.text for c in chunks]).astype(np.float32)[:rows]
     sentences = encoder.encode(pool()).astype(np.float32)
     asked = [q["question"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]]

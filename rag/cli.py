@@ -179,15 +179,20 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _report(change) -> int:
+    # Make the change with progress bars, and say what it did.
+    with _Bars() as bars:
+        index, update = change(bars)
+    print(format_update(update, {i: a.title for i, a in index.articles.items()}))
+    return 0
+
+
 def _update(settings: Settings, change) -> int:
-    # Load the model, make the change with progress bars, and say what it did.
+    # The same, with the model loaded first.
     from embeddings import load_encoder
 
     encoder = load_encoder(settings.model, runtime=settings.runtime)
-    with _Bars() as bars:
-        index, update = change(encoder, bars)
-    print(format_update(update, {i: a.title for i, a in index.articles.items()}))
-    return 0
+    return _report(lambda bars: change(encoder, bars))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -195,16 +200,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
     if args.ray or args.snapshot or args.milvus:
-        with _Bars() as bars:
-            index, update = index_in_batch(
+        return _report(
+            lambda bars: index_in_batch(
                 settings,
                 ray=args.ray,
                 snapshot=Path(args.snapshot) if args.snapshot else None,
                 milvus=args.milvus,
                 progress=bars,
             )
-        print(format_update(update, {i: a.title for i, a in index.articles.items()}))
-        return 0
+        )
     return _update(settings, lambda encoder, bars: open_index(settings, encoder, progress=bars))
 
 
@@ -224,7 +228,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             ray=args.ray,
             progress=bars,
         )
-    counts, build = manifest_counts(Path(args.out)), manifest["build"]
+    counts, build = manifest["counts"], manifest["build"]
     print(
         f"Snapshot of {counts['articles']} articles, {counts['chunks']} chunks and"
         f" {counts['sentences']} sentences in {args.out}"
@@ -233,13 +237,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     for warning in collection.warnings:
         print(f"  skipped: {warning}")
     return 0
-
-
-def manifest_counts(directory: Path) -> dict[str, int]:
-    """The row counts a snapshot's manifest records."""
-    from rag.snapshot import read_snapshot_manifest
-
-    return read_snapshot_manifest(directory)["counts"]
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from rag.chunking import ChunkSettings, article_key, chunk_articles
@@ -27,14 +26,14 @@ from rag.ingest import Collection
 from rag.spans import place_names
 from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
-from rag.vectors import Vectors, build_vectors
+from rag.vectors import Vectors, build_vectors, load_vectors, save_vectors, vector_files
 
 FORMAT_VERSION = 4
 CURRENT = "CURRENT"
-FILES = ("store.json", "chunks.faiss", "sentences.npy")
+# The chunk vectors' faiss index, and the float16 rows an approximate one re-ranks with.
+CHUNK_INDEX_FILE, CHUNK_MATRIX_FILE = vector_files("chunks")
+FILES = ("store.json", CHUNK_INDEX_FILE, "sentences.npy")
 PIECE_FILES = ("tokens.npy", "token_offsets.npy")
-# The float16 chunk vectors an approximate chunk index re-ranks with (see `rag.vectors`).
-MATRIX_FILE = "chunks.npy"
 # Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk, 90% of an
 # index) are not stored: the answer step encodes its candidate sentences when asked.
 PIECES_LIMIT = 20_000
@@ -213,38 +212,71 @@ def build_index(
     token_vectors, token_offsets = (
         content_token_matrix([found[k][1] for k in keys], dimension) if store else (None, None)
     )
-    duplicates = near_duplicates(collection.articles)
+    return _assemble(
+        articles,
+        chunks,
+        build_vectors(chunk_vectors),
+        sentences,
+        texts,
+        sentence_vectors,
+        (token_vectors, token_offsets),
+        model=encoder.name,
+        dimension=dimension,
+        chunking=asdict(settings),
+        collection=collection_record(collection),
+        embedded={"chunks": len(new_chunks), "sentences": len(new_sentences)},
+        started=started,
+    )
+
+
+def collection_record(collection: Collection) -> dict[str, Any]:
+    """What a manifest records of the collection an index or snapshot was made from."""
+    return {
+        "fingerprint": collection.fingerprint,
+        "sources": list(collection.sources),
+        "articles": len(collection.articles),
+    }
+
+
+def _assemble(
+    articles: dict[str, Article],
+    chunks: list[Chunk],
+    chunk_vectors: Vectors,
+    sentences: list[SentenceRef],
+    texts: list[str],
+    sentence_vectors: np.ndarray,
+    pieces: tuple[np.ndarray | None, np.ndarray | None],
+    *,
+    model: str,
+    dimension: int,
+    chunking: dict[str, Any],
+    collection: dict[str, Any],
+    embedded: dict[str, int],
+    started: float,
+    **more: Any,
+) -> Index:
+    # Find near-duplicate articles and their twin sentences, and write the manifest.
+    duplicates = near_duplicates(list(articles.values()))
     twins = twin_sentences(
         duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
     )
     manifest = {
         "format_version": FORMAT_VERSION,
-        "model": encoder.name,
-        "dimension": int(encoder.dimension),
-        "chunking": asdict(settings),
-        "collection": {
-            "fingerprint": collection.fingerprint,
-            "sources": list(collection.sources),
-            "articles": len(articles),
-        },
+        "model": model,
+        "dimension": dimension,
+        "chunking": chunking,
+        "collection": collection,
         "chunks": len(chunks),
         "sentences": len(sentences),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
-        "embedded": {"chunks": len(new_chunks), "sentences": len(new_sentences)},
-        "pieces": store,
+        "embedded": embedded,
+        "pieces": pieces[1] is not None,
         "duplicates": [asdict(d) for d in duplicates],
+        **more,
     }
     return Index(
-        manifest,
-        articles,
-        chunks,
-        build_vectors(chunk_vectors),
-        sentences,
-        sentence_vectors,
-        token_vectors,
-        token_offsets,
-        twins,
+        manifest, articles, chunks, chunk_vectors, sentences, sentence_vectors, *pieces, twins
     )
 
 
@@ -267,7 +299,7 @@ def sentence_refs(chunks: list[Chunk]) -> list[SentenceRef]:
     return sentences
 
 
-def index_from_snapshot(directory: Path) -> Index:
+def index_from_snapshot(directory: Path, *, embedded: bool = False) -> Index:
     """Build an index (FAISS, the sentence table, near-duplicates) from a snapshot.
 
     A snapshot holds no word-piece vectors: the answer step encodes its candidate sentences
@@ -275,6 +307,8 @@ def index_from_snapshot(directory: Path) -> Index:
 
     Args:
         directory: A snapshot written by `rag.pipeline.build_snapshot`.
+        embedded: The snapshot was just embedded for this index (its manifest then counts
+            every chunk and sentence as embedded).
 
     Returns:
         The index, not yet saved.
@@ -289,40 +323,29 @@ def index_from_snapshot(directory: Path) -> Index:
     meta = snapshot.manifest
     articles = {a.id: a for a in snapshot.articles}
     sentences = snapshot.sentences
-    texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
-    duplicates = near_duplicates(snapshot.articles)
-    twins = twin_sentences(
-        duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
-    )
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "model": meta["model"],
-        "dimension": int(meta["dimension"]),
-        "chunking": meta["chunking"],
-        "collection": meta["collection"],
-        "chunks": len(snapshot.chunks),
-        "sentences": len(sentences),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "embedded": {"chunks": 0, "sentences": 0},
-        "pieces": False,
-        "duplicates": [asdict(d) for d in duplicates],
-        "snapshot": {
-            "path": str(directory),
-            "digest": snapshot_digest(meta),
-            "build": meta.get("build", {}),
-        },
-    }
-    return Index(
-        manifest,
+    return _assemble(
         articles,
         snapshot.chunks,
         build_vectors(snapshot.chunk_vectors),
         sentences,
+        [articles[s.article_id].text[s.start : s.end] for s in sentences],
         snapshot.sentence_vectors.astype(np.float32),
-        None,
-        None,
-        twins,
+        (None, None),
+        model=meta["model"],
+        dimension=int(meta["dimension"]),
+        chunking=meta["chunking"],
+        collection=meta["collection"],
+        embedded=(
+            {"chunks": len(snapshot.chunks), "sentences": len(sentences)}
+            if embedded
+            else {"chunks": 0, "sentences": 0}
+        ),
+        started=started,
+        snapshot={
+            "path": str(directory),
+            "digest": snapshot_digest(meta),
+            "build": meta.get("build", {}),
+        },
     )
 
 
@@ -452,9 +475,7 @@ def save_index(index: Index, directory: Path) -> Path:
         "twins": [list(group) for group in index.twins],
     }
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
-    faiss.write_index(index.chunk_vectors.index, str(generation / "chunks.faiss"))
-    if index.chunk_vectors.matrix is not None:
-        np.save(generation / MATRIX_FILE, index.chunk_vectors.matrix)
+    save_vectors(index.chunk_vectors, generation, name="chunks")
     np.save(generation / "sentences.npy", index.sentence_vectors)
     if index.has_pieces:
         np.save(generation / "tokens.npy", index.token_vectors)
@@ -489,7 +510,7 @@ def _files(manifest: dict[str, Any]) -> tuple[str, ...]:
     return (
         FILES
         + (PIECE_FILES if manifest.get("pieces", True) else ())
-        + ((MATRIX_FILE,) if manifest.get("vectors", "exact") != "exact" else ())
+        + ((CHUNK_MATRIX_FILE,) if manifest.get("vectors", "exact") != "exact" else ())
     )
 
 
@@ -531,6 +552,17 @@ def read_manifest(directory: Path) -> tuple[Path, dict[str, Any]]:
     return generation, manifest
 
 
+def saved_articles(directory: Path) -> dict[str, Article]:
+    """The articles of the index saved in a directory, without loading the rest of it; none
+    when there is no readable index there."""
+    try:
+        generation, _ = read_manifest(directory)
+        store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
+        return {a["id"]: article_from_json(a) for a in store["articles"]}
+    except (IndexMissingError, IndexCorruptError, IndexStaleError, OSError, ValueError, KeyError):
+        return {}
+
+
 def load_index(directory: Path) -> Index:
     """Load a saved index, checking every file against the manifest first.
 
@@ -569,10 +601,7 @@ def load_index(directory: Path) -> Index:
         ]
         sentences = [SentenceRef(**s) for s in store["sentences"]]
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
-        chunk_index = faiss.read_index(str(generation / "chunks.faiss"))
-        chunk_vectors = Vectors(chunk_index)
-        if isinstance(chunk_index, faiss.IndexIVF):
-            chunk_vectors.matrix = np.load(generation / MATRIX_FILE, mmap_mode="r")
+        chunk_vectors = load_vectors(generation, name="chunks")
         sentence_vectors = np.load(generation / "sentences.npy")
         token_vectors = token_offsets = None
         if manifest.get("pieces", True):
@@ -598,7 +627,7 @@ def load_index(directory: Path) -> Index:
         raise IndexCorruptError(f"Index in {generation} is inconsistent; {_fix(directory)}")
     dimension = manifest.get("dimension")
     widths = {
-        "chunks.faiss": chunk_vectors.dimension,
+        CHUNK_INDEX_FILE: chunk_vectors.dimension,
         "sentences.npy": sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else -1,
     }
     if token_vectors is not None:

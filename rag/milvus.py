@@ -17,6 +17,7 @@ from rag.snapshot import (
     read_snapshot_manifest,
     shard_files,
     snapshot_digest,
+    vector_matrix,
 )
 
 INSERT_BATCH = 512
@@ -72,10 +73,12 @@ def load_snapshot(uri: str, directory: Path) -> str:
     from pymilvus import DataType, Function, FunctionType
 
     manifest = read_snapshot_manifest(directory)
-    shard_files(directory, "chunks")  # checks every shard before anything is sent
+    columns = ("id", "article_id", "terms", "vector")
+    # Every shard is checked here, before anything is sent.
+    batches = iter_chunk_batches(directory, manifest, columns=columns, batch_size=INSERT_BATCH)
     name = collection_name(snapshot_digest(manifest))
     client = connect(uri)
-    count = manifest["counts"]["chunks"]
+    count, dimension = manifest["counts"]["chunks"], int(manifest["dimension"])
     if client.has_collection(name):
         if _rows(client, name) == count:
             client.load_collection(name)
@@ -84,7 +87,7 @@ def load_snapshot(uri: str, directory: Path) -> str:
     schema = pymilvus.MilvusClient.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("article", DataType.INT64)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(manifest["dimension"]))
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
     schema.add_field(
         "terms",
         DataType.VARCHAR,
@@ -111,15 +114,9 @@ def load_snapshot(uri: str, directory: Path) -> str:
         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
     )
     client.create_collection(name, schema=schema, index_params=indexes)
-    articles = _article_numbers(directory)
-    for batch in iter_chunk_batches(
-        directory, columns=("id", "article_id", "terms", "vector"), batch_size=INSERT_BATCH
-    ):
-        vectors = (
-            np.asarray(batch.column("vector").flatten().to_numpy(zero_copy_only=False))
-            .astype(np.float32)
-            .reshape(batch.num_rows, -1)
-        )
+    articles = _article_numbers(directory, manifest)
+    for batch in batches:
+        vectors = vector_matrix(batch.column("vector"), dimension).astype(np.float32)
         client.insert(
             name,
             [
@@ -145,11 +142,11 @@ def _rows(client, name: str) -> int:
     return int(client.get_collection_stats(name)["row_count"])
 
 
-def _article_numbers(directory: Path) -> dict[str, int]:
+def _article_numbers(directory: Path, manifest: dict) -> dict[str, int]:
     import pyarrow.parquet as pq
 
     numbers = {}
-    for path in shard_files(directory, "articles", check=False):
+    for path in shard_files(directory, manifest, "articles", check=False):
         table = pq.read_table(path, columns=["id", "article_id"])
         numbers.update(zip(table["article_id"].to_pylist(), table["id"].to_pylist(), strict=True))
     return numbers

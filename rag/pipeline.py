@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
 from rag.errors import ClusterError, CollectionError
-from rag.index import article_from_json, article_to_json, sentence_refs
+from rag.index import article_from_json, article_to_json, collection_record, sentence_refs
 from rag.ingest import Collection
 from rag.snapshot import Shard, SnapshotWriter, created_now
 from rag.types import Article
@@ -146,7 +146,7 @@ def build_snapshot(
         progress: Called as `progress("shards", done, total)`.
 
     Returns:
-        The snapshot's manifest.
+        The snapshot's manifest, as written.
 
     Raises:
         ClusterError: Ray is not installed, or the cluster cannot be reached or fails.
@@ -178,11 +178,7 @@ def build_snapshot(
             "model": model,
             "model_revision": model_revision(model),
             "chunking": chunk_settings,
-            "collection": {
-                "fingerprint": collection.fingerprint,
-                "sources": list(collection.sources),
-                "articles": len(collection.articles),
-            },
+            "collection": collection_record(collection),
             "build": {
                 "runner": "ray" if ray else "process",
                 "workers": workers,
@@ -193,7 +189,7 @@ def build_snapshot(
                 "created_at": created_now(),
             },
         }
-        writer.finish(manifest)
+        manifest = writer.finish(manifest)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -73,10 +73,6 @@ class Lexicon:
         """The question's terms as they are spelled in the collection."""
         return [t for term in terms(question) for t in self.resolve(term)]
 
-    def scores(self, question: str) -> np.ndarray:
-        """BM25 score of every chunk for the question."""
-        return self.term_scores(self.query_terms(question))
-
     def term_scores(self, query: list[str]) -> np.ndarray:
         """BM25 score of every chunk for terms already resolved (see `query_terms`)."""
         if not query:

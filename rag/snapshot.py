@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -188,14 +188,14 @@ class SnapshotWriter:
             )
             self._counts[name] += table.num_rows
 
-    def finish(self, manifest: dict[str, Any]) -> Path:
+    def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest and move the snapshot into place (replacing an older one).
 
         Args:
             manifest: What the builder knows: model, revision, chunking, collection, build.
 
         Returns:
-            The snapshot directory.
+            The whole manifest as written (with counts, shards and format).
         """
         full = {
             "format": "rag-snapshot",
@@ -218,7 +218,7 @@ class SnapshotWriter:
         os.replace(self._staging, self.directory)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        return self.directory
+        return full
 
     def abort(self) -> None:
         """Remove what was written."""
@@ -252,18 +252,20 @@ def read_snapshot_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def shard_files(directory: Path, table: str, *, check: bool = True) -> list[Path]:
+def shard_files(
+    directory: Path, manifest: dict[str, Any], table: str, *, check: bool = True
+) -> list[Path]:
     """The Parquet files of one table, in id order, each checked against its SHA-256.
 
     Args:
         directory: The snapshot.
+        manifest: Its manifest (`read_snapshot_manifest`).
         table: `articles`, `chunks` or `sentences`.
-        check: Verify sizes and checksums.
+        check: Verify checksums.
 
     Raises:
         IndexCorruptError: A file is missing or altered.
     """
-    manifest = read_snapshot_manifest(directory)
     files = []
     for shard in manifest["shards"]:
         if shard["table"] != table:
@@ -279,8 +281,11 @@ def shard_files(directory: Path, table: str, *, check: bool = True) -> list[Path
     return files
 
 
-def _matrix(column, dimension: int) -> np.ndarray:
-    values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+def vector_matrix(column, dimension: int) -> np.ndarray:
+    """A Parquet vector column (a chunked or plain array) as a float16 matrix."""
+    if hasattr(column, "combine_chunks"):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
     return np.asarray(values, dtype=np.float16).reshape(-1, dimension)
 
 
@@ -302,7 +307,7 @@ def read_snapshot(directory: Path) -> Snapshot:
     tables = {}
     try:
         for name in TABLES:
-            files = shard_files(directory, name)
+            files = shard_files(directory, manifest, name)
             tables[name] = pa.concat_tables([pq.read_table(f) for f in files]) if files else None
     except (OSError, pa.ArrowException) as e:
         raise IndexCorruptError(f"Snapshot in {directory} cannot be read ({e})") from e
@@ -316,12 +321,12 @@ def read_snapshot(directory: Path) -> Snapshot:
         chunks = [
             Chunk(**{**r, "sentences": tuple(tuple(s) for s in r["sentences"])}) for r in rows
         ]
-        chunk_vectors = _matrix(chunk_table["vector"], dimension)
+        chunk_vectors = vector_matrix(chunk_table["vector"], dimension)
     if sentence_table is not None:
         sentences = [
             SentenceRef(**r) for r in sentence_table.drop_columns(["vector", "id"]).to_pylist()
         ]
-        sentence_vectors = _matrix(sentence_table["vector"], dimension)
+        sentence_vectors = vector_matrix(sentence_table["vector"], dimension)
     counts = manifest["counts"]
     if (
         len(articles) != counts["articles"]
@@ -358,15 +363,24 @@ def _articles(table) -> list[Article]:
     return out
 
 
-def iter_chunk_batches(directory: Path, *, columns: Iterable[str], batch_size: int = 4096):
+def iter_chunk_batches(
+    directory: Path, manifest: dict[str, Any], *, columns: Iterable[str], batch_size: int = 4096
+) -> Iterator:
     """Stream the chunk rows of a snapshot, shard by shard (for loading another engine).
 
-    Yields:
-        pyarrow RecordBatches with the columns asked for.
+    Every shard is checked before this returns, so that nothing is streamed from a damaged
+    snapshot.
+
+    Returns:
+        An iterator of pyarrow RecordBatches with the columns asked for.
     """
     _, pq = _pa()
-    for path in shard_files(directory, "chunks"):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=list(columns))
+    files = shard_files(directory, manifest, "chunks")
+    return (
+        batch
+        for path in files
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=list(columns))
+    )
 
 
 def created_now() -> str:

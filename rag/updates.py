@@ -33,6 +33,7 @@ from rag.index import (
     load_index,
     read_manifest,
     save_index,
+    saved_articles,
     stale_reasons,
 )
 from rag.ingest import Collection, expand_paths, load_collection, read_data, read_file
@@ -267,7 +268,7 @@ def index_in_batch(
                 ray=ray,
                 progress=progress,
             )
-        index = index_from_snapshot(target)
+        index = index_from_snapshot(target, embedded=made)
         reasons = stale_reasons(index.manifest, collection, settings.model, settings.chunking)
         if reasons:
             raise IndexStaleError(
@@ -278,19 +279,13 @@ def index_in_batch(
             from rag.milvus import load_snapshot
 
             load_snapshot(milvus, target)
-        if made:
-            index.manifest["embedded"] = {
-                "chunks": len(index.chunks),
-                "sentences": len(index.sentences),
-            }
-        previous = _previous(directory)
+        before = saved_articles(directory)
         save_index(index, directory)
         update = _summary(
             index,
             collection,
             directory=directory,
-            before=None,
-            previous=previous,
+            before=before,
             skipped=(),
             left_out=changes.removed,
             started=started,
@@ -472,12 +467,15 @@ def _build(
         cache = EmbeddingCache.from_index(previous, settings=settings.chunking)
     index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
     save_index(index, directory)
+    if before is not None:
+        before_articles = {a.id: a for a in before.articles}
+    else:
+        before_articles = previous.articles if previous is not None else {}
     return index, _summary(
         index,
         collection,
         directory=directory,
-        before={a.id: a for a in before.articles} if before is not None else None,
-        previous=previous,
+        before=before_articles,
         skipped=skipped,
         left_out=left_out,
         started=started,
@@ -489,15 +487,12 @@ def _summary(
     collection: Collection,
     *,
     directory: Path,
-    before: dict[str, Article] | None,
-    previous: Index | None,
+    before: dict[str, Article],
     skipped: Sequence[str],
     left_out: tuple[str, ...],
     started: float,
 ) -> Update:
-    # What a build changed from the collection before (by default, the index it replaced).
-    if before is None:
-        before = previous.articles if previous is not None else {}
+    # What a build changed from the articles before.
     added = tuple(i for i in index.articles if i not in before)
     updated = tuple(
         i for i, a in index.articles.items() if i in before and _content(before[i]) != _content(a)

@@ -9,7 +9,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-FILES = ("vectors.faiss", "vectors.npy")
+
+def vector_files(name: str) -> tuple[str, str]:
+    """The files `save_vectors` writes under a name: the faiss index, the float16 rows."""
+    return f"{name}.faiss", f"{name}.npy"
+
+
+FILES = vector_files("vectors")
 # A flat scan of 100k float32 rows takes ~7 ms a query on one core: up to here exact search costs
 # nothing worth saving; past it the scan grows towards ~70 ms at 1M rows.
 EXACT_LIMIT = 100_000
@@ -155,25 +161,28 @@ def build_vectors(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: 
     return Vectors(index, matrix)
 
 
-def save_vectors(vectors: Vectors, directory: str | Path) -> None:
-    """Write the index and, for an approximate one, the float16 rows (names in `FILES`).
+def save_vectors(vectors: Vectors, directory: str | Path, *, name: str = "vectors") -> None:
+    """Write the index and, for an approximate one, the float16 rows (see `vector_files`).
 
     Args:
         vectors: What to save.
         directory: Where; made if missing.
+        name: What the files are called.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    faiss.write_index(vectors.index, str(directory / FILES[0]))
+    index_file, matrix_file = vector_files(name)
+    faiss.write_index(vectors.index, str(directory / index_file))
     if vectors.matrix is not None:
-        np.save(directory / FILES[1], vectors.matrix)
+        np.save(directory / matrix_file, vectors.matrix)
 
 
-def load_vectors(directory: str | Path, *, mmap: bool = True) -> Vectors:
+def load_vectors(directory: str | Path, *, name: str = "vectors", mmap: bool = True) -> Vectors:
     """Read what `save_vectors` wrote.
 
     Args:
         directory: Where it was saved.
+        name: What the files are called.
         mmap: Map the float16 rows from disk rather than read them into memory; only the rows
             re-ranked are then read.
 
@@ -181,7 +190,8 @@ def load_vectors(directory: str | Path, *, mmap: bool = True) -> Vectors:
         The searchable vectors.
     """
     directory = Path(directory)
-    index = faiss.read_index(str(directory / FILES[0]))
+    index_file, matrix_file = vector_files(name)
+    index = faiss.read_index(str(directory / index_file))
     if not isinstance(index, faiss.IndexIVF):
         return Vectors(index)
-    return Vectors(index, np.load(directory / FILES[1], mmap_mode="r" if mmap else None))
+    return Vectors(index, np.load(directory / matrix_file, mmap_mode="r" if mmap else None))
