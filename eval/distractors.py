@@ -3,7 +3,8 @@
 `python -m eval.distractors --sizes 10000,100000` builds, for each size, one index of XQuAD's
 48 articles plus distractor articles up to that many chunks, and asks it held-out XQuAD
 questions (those of the 32 articles outside `squad2/dev-half-v2.0.json`) with the full
-answer step. Each size runs in a fresh process, so that its resident memory is its own.
+answer step. Each size is built and saved in one process; a fresh process then loads it as
+`rag serve` does and asks the questions, so that the memory reported is what serving takes.
 
 What is real and what is not:
 - XQuAD's articles: real text, chunks and sentences embedded by the model.
@@ -21,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,91 +120,140 @@ def embed_once(work: Path) -> Path:
     return path
 
 
-def measure(size: int, embedded: Path, *, exact_limit: int | None = None) -> dict:
-    """Build the index of one size and ask it the questions (run in its own process)."""
+def _counter(encoder):
+    # Distractors repeat the pool's sentences: each is counted once.
+    known: dict[str, int] = {}
+
+    def count(texts):
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, encoder.count_tokens(missing), strict=True))
+        return [known[t] for t in texts]
+
+    return count
+
+
+def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None = None) -> dict:
+    """Build and save the index of one size (run in its own process).
+
+    Returns:
+        Its counts, build time, peak memory while building, and recall@10 of the chunk
+        search against exact search for the questions.
+    """
     from embeddings import load_encoder
-    from eval.harness import run_question
-    from eval.metrics import percentile, score_question
     from rag.chunking import ChunkSettings, chunk_articles
-    from rag.engine import Engine
-    from rag.index import Index, sentence_refs
+    from rag.index import assemble_index, save_index, sentence_refs
     from rag.vectors import EXACT_LIMIT, build_vectors
 
     saved = np.load(embedded, allow_pickle=True)
     known_chunks = dict(zip(saved["chunk_texts"], saved["chunk_vectors"], strict=True))
     known = dict(zip(saved["sentences"], saved["sentence_vectors"], strict=True))
     encoder = load_encoder()
+    count = _counter(encoder)
     real, qas = xquad()
     sentences_pool = pool()
     started = time.perf_counter()
     rng = random.Random(SEED)
     articles = list(real)
     settings = ChunkSettings()
-    chunks = chunk_articles(articles, encoder.count_tokens, settings)
+    chunks = chunk_articles(articles, count, settings)
     while len(chunks) < size:
         extra = as_articles(_distractors(sentences_pool, len(articles), rng))
         articles += extra
-        more = chunk_articles(extra, encoder.count_tokens, settings)
+        more = chunk_articles(extra, count, settings)
         chunks += [replace(c, id=len(chunks) + i) for i, c in enumerate(more)]
     by_id = {a.id: a for a in articles}
+    del articles
     refs = sentence_refs(chunks)
     texts = [by_id[r.article_id].text[r.start : r.end] for r in refs]
     # Pool sentences that the splitter joins with their neighbour in a new paragraph: few.
     unknown = sorted({t for t in texts if t not in known})
     if unknown:
         known.update(zip(unknown, encoder.encode(unknown), strict=True))
-    sentence_vectors = np.stack([known[t] for t in texts]).astype(np.float32)
-    row_of = {(r.article_id, r.start): n for n, r in enumerate(refs)}
-    chunk_vectors = np.empty((len(chunks), sentence_vectors.shape[1]), np.float32)
+    sentence_vectors = np.empty((len(texts), encoder.dimension), np.float16)
+    for n, text in enumerate(texts):
+        sentence_vectors[n] = known[text]
+    chunk_vectors = np.empty((len(chunks), encoder.dimension), np.float32)
+    first = 0
     for n, chunk in enumerate(chunks):
         vector = known_chunks.get(chunk.text)
         if vector is None:
-            rows = [row_of[(chunk.article_id, s)] for s, _ in chunk.sentences]
-            vector = sentence_vectors[rows].mean(axis=0)
+            # The chunk's sentences are numbered from where its first one is.
+            while refs[first].article_id != chunk.article_id or refs[first].start < chunk.start:
+                first += 1
+            rows = sentence_vectors[first : first + len(chunk.sentences)].astype(np.float32)
+            vector = rows.mean(axis=0)
             vector /= np.linalg.norm(vector)
         chunk_vectors[n] = vector
     vectors = build_vectors(chunk_vectors, exact_limit=exact_limit or EXACT_LIMIT)
-    index = Index(
-        {"model": encoder.name, "dimension": encoder.dimension, "chunks": len(chunks)},
+    index = assemble_index(
         by_id,
         chunks,
         vectors,
         refs,
+        texts,
         sentence_vectors,
-        None,
-        None,
+        model=encoder.name,
+        dimension=encoder.dimension,
+        chunking=asdict(settings),
+        collection={"fingerprint": f"distractors-{size}", "sources": [], "articles": len(by_id)},
+        embedded={"chunks": 0, "sentences": len(unknown)},
+        started=started,
+        duplicates=False,
     )
-    engine = Engine(index, encoder)
-    built = time.perf_counter() - started
-    questions = [qa["question"] for qa in qas]
+    row = {
+        "size": size,
+        "chunks": len(chunks),
+        "articles": len(by_id),
+        "sentences": len(refs),
+        "mode": "exact" if vectors.exact else "ivf-sq8",
+        "encoded_here": len(unknown),
+    }
+    del by_id, chunks, refs, texts, sentence_vectors
+    save_index(index, directory)
+    row["build_s"] = round(time.perf_counter() - started, 1)
+    row["build_rss_mb"] = round(peak_mb())
+    row["index_mb"] = round(
+        sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 1e6
+    )
     recall = 1.0
     if not vectors.exact:
         flat = build_vectors(chunk_vectors, exact_limit=len(chunk_vectors))
         hits = 0
-        for question in questions:
-            q = engine.retriever.question_vector(question)
+        for qa in qas:
+            q, _, _ = encoder.encode_query(qa["question"])
             hits += len(set(vectors.search(q, 10)[0]) & set(flat.search(q, 10)[0]))
-        recall = hits / (10 * len(questions))
-        del flat
-    engine.ask(questions[0])
+        recall = hits / (10 * len(qas))
+    row["recall@10"] = round(recall, 3)
+    return row
+
+
+def serve(directory: Path) -> dict:
+    """Load the saved index as `rag serve` does and ask it the questions (run in its own
+    process, so that its resident memory is what serving takes)."""
+    from embeddings import load_encoder
+    from eval.harness import run_question
+    from eval.metrics import percentile, score_question
+    from rag.engine import Engine
+    from rag.index import load_index
+
+    started = time.perf_counter()
+    engine = Engine(load_index(directory), load_encoder())
+    loaded = time.perf_counter() - started
+    _, qas = xquad()
+    engine.ask(qas[0]["question"])
     results = [run_question(engine, qa, "hybrid") for qa in qas]
     scores = [score_question(qa, r) for qa, r in zip(qas, results, strict=True)]
     latencies = [r["latency_ms"] for r in results]
     return {
-        "size": size,
-        "chunks": len(chunks),
-        "articles": len(articles),
-        "sentences": len(refs),
-        "mode": "exact" if vectors.exact else "ivf-sq8",
-        "build_s": round(built, 1),
+        "load_s": round(loaded, 1),
         "rss_mb": round(peak_mb("self", "VmRSS")),
-        "recall@10": round(recall, 3),
+        "peak_rss_mb": round(peak_mb()),
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
         "answer_hit@1": round(float(np.mean([s["answer_hit@1"] for s in scores])), 3),
         "first_citation": round(float(np.mean([s["first_citation_gold"] for s in scores])), 3),
         "refused": round(float(np.mean([s["refused"] for s in scores])), 3),
-        "encoded_here": len(unknown),
         "questions": len(qas),
     }
 
@@ -213,7 +264,10 @@ def table(rows: list[dict]) -> str:
         ("chunks", "chunks"),
         ("mode", "search"),
         ("build_s", "build s"),
-        ("rss_mb", "RSS MB"),
+        ("build_rss_mb", "build peak MB"),
+        ("index_mb", "index MB on disk"),
+        ("load_s", "load s"),
+        ("rss_mb", "serving RSS MB"),
         ("recall@10", "recall@10"),
         ("p50_ms", "p50 ms"),
         ("p95_ms", "p95 ms"),
@@ -231,8 +285,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _child(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.distractors", "--child", *args],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_SECONDS,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the sizes asked for, each in its own process, and print the table."""
+    """Run the sizes asked for, each built and then served in its own process, and print
+    the table."""
     parser = argparse.ArgumentParser(prog="python -m eval.distractors", description=__doc__)
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated")
     parser.add_argument(
@@ -241,19 +308,23 @@ def main(argv: list[str] | None = None) -> int:
         help="also run each size with the approximate (IVF) chunk index forced",
     )
     parser.add_argument(
-        "--child", nargs=3, metavar=("SIZE", "EMBEDDED", "EXACT"), help=argparse.SUPPRESS
+        "--work", type=Path, help="folder for the indexes (default: a temporary one)"
     )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        size, embedded, exact = args.child
-        row = measure(int(size), Path(embedded), exact_limit=int(exact) or None)
+        if args.child[0] == "build":
+            size, embedded, exact, directory = args.child[1:]
+            row = build(int(size), Path(embedded), Path(directory), exact_limit=int(exact) or None)
+        else:
+            row = serve(Path(args.child[1]))
         print(json.dumps(row))
         return 0
     if not XQUAD.is_file():
         print(f"XQuAD is not at {XQUAD}", file=sys.stderr)
         return 2
     rows = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
         embedded = embed_once(Path(work))
         seconds = float(np.load(embedded, allow_pickle=True)["seconds"])
         print(
@@ -263,18 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.approximate:
             runs += [(size, 1) for size, _ in list(runs)]
         for size, forced in runs:
-            done = subprocess.run(
-                [sys.executable, "-m", "eval.distractors", "--child", str(size), str(embedded)]
-                + [str(forced)],
-                capture_output=True,
-                text=True,
-                timeout=CHILD_SECONDS,
-            )
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
+            directory = Path(work) / f"index-{size}-{forced}"
+            try:
+                row = _child("build", str(size), str(embedded), str(forced), str(directory))
+                row.update(_child("serve", str(directory)))
+            except RuntimeError as e:
+                print(e, file=sys.stderr)
                 return 1
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print(table(rows))
     return 0
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag.index import Index, SentenceTable
+from rag.lexicon import Lexicon
 from rag.questions import Query
-from rag.retrieval import Lexicon
 from rag.selection import Selector, log_odds
 from rag.spans import candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words

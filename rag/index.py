@@ -1,4 +1,4 @@
-"""The saved index: chunk and sentence vectors in FAISS and NumPy, the articles, a manifest."""
+"""The index: article, chunk and sentence tables, vectors and BM25; saved atomically, read in place."""
 
 from __future__ import annotations
 
@@ -12,27 +12,49 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from rag.chunking import ChunkSettings, article_key, chunk_articles
 from rag.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
+from rag.lexicon import FILES as LEXICON_FILES_BY_ROLE
+from rag.lexicon import Lexicon
 from rag.spans import place_names
+from rag.store import (
+    ARTICLES_FILE,
+    CHUNKS_FILE,
+    SENTENCES_FILE,
+    Chunks,
+    SentenceRef,
+    Sentences,
+    read_articles,
+    write_articles,
+)
 from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
 from rag.vectors import Vectors, build_vectors, load_vectors, save_vectors, vector_files
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 CURRENT = "CURRENT"
+LEXICON_FILES = tuple(LEXICON_FILES_BY_ROLE.values())
 # The chunk vectors' faiss index, and the float16 rows an approximate one re-ranks with.
 CHUNK_INDEX_FILE, CHUNK_MATRIX_FILE = vector_files("chunks")
-FILES = ("store.json", CHUNK_INDEX_FILE, "sentences.npy")
+FILES = (
+    "store.json",
+    ARTICLES_FILE,
+    CHUNKS_FILE,
+    SENTENCES_FILE,
+    CHUNK_INDEX_FILE,
+    "sentences.npy",
+    *LEXICON_FILES,
+)
 PIECE_FILES = ("tokens.npy", "token_offsets.npy")
 # Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk, 90% of an
 # index) are not stored: the answer step encodes its candidate sentences when asked.
@@ -45,28 +67,24 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class SentenceRef:
-    """A body sentence of an article and the chunk it first appears in."""
-
-    article_id: str
-    start: int
-    end: int
-    chunk_id: int
-
-
 @dataclass
 class Index:
-    """Everything retrieval and answering need, in memory."""
+    """Everything retrieval and answering need. A saved index is read in place: its articles,
+    chunk and sentence tables, sentence vectors and BM25 matrix are memory-mapped, so that
+    a question touches only the rows it needs."""
 
     manifest: dict[str, Any]
-    articles: dict[str, Article]
-    chunks: list[Chunk]
+    articles: Mapping[str, Article]
+    chunks: Chunks
     chunk_vectors: Vectors
-    sentences: list[SentenceRef]
+    sentences: Sentences
+    # float16 unit vectors, one row per sentence.
     sentence_vectors: np.ndarray
     token_vectors: np.ndarray | None
     token_offsets: np.ndarray | None
+    lexicon: Lexicon
+    # Names some article uses as a place (see `rag.spans.place_names`).
+    places: frozenset[str]
     # Sentences that say the same thing in near-duplicate articles, as groups of numbers.
     twins: list[tuple[int, ...]] = field(default_factory=list)
 
@@ -84,6 +102,13 @@ class Index:
     def sentence_text(self, ref: SentenceRef) -> str:
         """The sentence as written."""
         return self.articles[ref.article_id].text[ref.start : ref.end]
+
+    def article_sentences(self, article_id: str) -> list[tuple[int, int]]:
+        """The (start, end) offsets of an article's sentences, in order."""
+        numbers = self.sentences.of_article(self.sentences.row(article_id))
+        return [
+            (int(s), int(e)) for s, e in self.sentences.spans[numbers.start : numbers.stop, 1:3]
+        ]
 
 
 def _key(text: str) -> str:
@@ -212,7 +237,7 @@ def build_index(
     token_vectors, token_offsets = (
         content_token_matrix([found[k][1] for k in keys], dimension) if store else (None, None)
     )
-    return _assemble(
+    return assemble_index(
         articles,
         chunks,
         build_vectors(chunk_vectors),
@@ -238,14 +263,14 @@ def collection_record(collection: Collection) -> dict[str, Any]:
     }
 
 
-def _assemble(
+def assemble_index(
     articles: dict[str, Article],
     chunks: list[Chunk],
     chunk_vectors: Vectors,
     sentences: list[SentenceRef],
     texts: list[str],
     sentence_vectors: np.ndarray,
-    pieces: tuple[np.ndarray | None, np.ndarray | None],
+    pieces: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     *,
     model: str,
     dimension: int,
@@ -253,13 +278,33 @@ def _assemble(
     collection: dict[str, Any],
     embedded: dict[str, int],
     started: float,
+    duplicates: bool = True,
     **more: Any,
 ) -> Index:
-    # Find near-duplicate articles and their twin sentences, and write the manifest.
-    duplicates = near_duplicates(list(articles.values()))
+    """Put an index together from embedded chunks and sentences: the chunk and sentence
+    tables, BM25, place names, near-duplicate articles and their twin sentences, the manifest.
+
+    Args:
+        articles: The articles by id, in collection order.
+        chunks: Their chunks, numbered from 0 in article order.
+        chunk_vectors: The chunks' vector index.
+        sentences: The chunks' sentences (see `sentence_refs`).
+        texts: The sentences' text.
+        sentence_vectors: One unit vector per sentence.
+        pieces: Stored word-piece vectors and offsets, or (None, None).
+        model, dimension, chunking, collection, embedded: What the manifest records.
+        started: `time.perf_counter()` when the build started.
+        duplicates: Look for near-duplicate articles.
+        **more: More manifest entries.
+
+    Returns:
+        The index, not yet saved.
+    """
+    found = near_duplicates(list(articles.values())) if duplicates else []
     twins = twin_sentences(
-        duplicates, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
+        found, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
     )
+    table = Sentences.of(sentences, list(articles))
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -269,15 +314,25 @@ def _assemble(
         "chunks": len(chunks),
         "sentences": len(sentences),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 2),
         "embedded": embedded,
         "pieces": pieces[1] is not None,
-        "duplicates": [asdict(d) for d in duplicates],
+        "duplicates": [asdict(d) for d in found],
         **more,
     }
-    return Index(
-        manifest, articles, chunks, chunk_vectors, sentences, sentence_vectors, *pieces, twins
+    index = Index(
+        manifest,
+        articles,
+        Chunks.of(chunks, articles, table),
+        chunk_vectors,
+        table,
+        np.asarray(sentence_vectors, dtype=np.float16),
+        *pieces,
+        lexicon=Lexicon([c.text for c in chunks]),
+        places=place_names(a.text for a in articles.values()),
+        twins=twins,
     )
+    manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+    return index
 
 
 def sentence_refs(chunks: list[Chunk]) -> list[SentenceRef]:
@@ -323,7 +378,7 @@ def index_from_snapshot(directory: Path, *, embedded: bool = False) -> Index:
     meta = snapshot.manifest
     articles = {a.id: a for a in snapshot.articles}
     sentences = snapshot.sentences
-    return _assemble(
+    return assemble_index(
         articles,
         snapshot.chunks,
         build_vectors(snapshot.chunk_vectors),
@@ -383,26 +438,6 @@ def content_token_matrix(
     offsets[1:] = np.cumsum([len(m) for m in matrices])
     stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
     return stacked.astype(np.float16, copy=False), offsets
-
-
-def article_to_json(article: Article) -> dict[str, Any]:
-    """An article as JSON-ready data that `article_from_json` reads back unchanged."""
-    data = asdict(article)
-    data["date"] = article.date.isoformat() if article.date else None
-    return data
-
-
-def article_from_json(data: dict[str, Any]) -> Article:
-    """The article `article_to_json` wrote."""
-    return Article(
-        **{
-            **data,
-            "date": dt.date.fromisoformat(data["date"]) if data["date"] else None,
-            "paragraphs": tuple(tuple(p) for p in data["paragraphs"]),
-            "sections": tuple(Section(**s) for s in data["sections"]),
-            "byline": tuple(data["byline"]) if data["byline"] else None,
-        }
-    )
 
 
 def sha256_file(path: Path) -> str:
@@ -468,15 +503,14 @@ def save_index(index: Index, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     generation = directory / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     generation.mkdir()
-    store = {
-        "articles": [article_to_json(a) for a in index.articles.values()],
-        "chunks": [asdict(c) for c in index.chunks],
-        "sentences": [asdict(s) for s in index.sentences],
-        "twins": [list(group) for group in index.twins],
-    }
+    write_articles(index.articles, generation / ARTICLES_FILE)
+    np.save(generation / CHUNKS_FILE, index.chunks.spans)
+    np.save(generation / SENTENCES_FILE, index.sentences.spans)
+    store = {"twins": [list(group) for group in index.twins], "places": sorted(index.places)}
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
     save_vectors(index.chunk_vectors, generation, name="chunks")
     np.save(generation / "sentences.npy", index.sentence_vectors)
+    index.lexicon.save(generation)
     if index.has_pieces:
         np.save(generation / "tokens.npy", index.token_vectors)
         np.save(generation / "token_offsets.npy", index.token_offsets)
@@ -557,9 +591,16 @@ def saved_articles(directory: Path) -> dict[str, Article]:
     when there is no readable index there."""
     try:
         generation, _ = read_manifest(directory)
-        store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
-        return {a["id"]: article_from_json(a) for a in store["articles"]}
-    except (IndexMissingError, IndexCorruptError, IndexStaleError, OSError, ValueError, KeyError):
+        return dict(read_articles(generation / ARTICLES_FILE))
+    except (
+        IndexMissingError,
+        IndexCorruptError,
+        IndexStaleError,
+        OSError,
+        ValueError,
+        KeyError,
+        pa.ArrowException,
+    ):
         return {}
 
 
@@ -594,25 +635,35 @@ def load_index(directory: Path) -> Index:
             )
     try:
         store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
-        articles = {a["id"]: article_from_json(a) for a in store["articles"]}
-        chunks = [
-            Chunk(**{**c, "sentences": tuple(tuple(s) for s in c["sentences"])})
-            for c in store["chunks"]
-        ]
-        sentences = [SentenceRef(**s) for s in store["sentences"]]
+        articles = read_articles(generation / ARTICLES_FILE)
+        sentences = Sentences(np.load(generation / SENTENCES_FILE, mmap_mode="r"), articles.ids)
+        chunks = Chunks(np.load(generation / CHUNKS_FILE, mmap_mode="r"), articles, sentences)
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
+        places = frozenset(store["places"])
         chunk_vectors = load_vectors(generation, name="chunks")
-        sentence_vectors = np.load(generation / "sentences.npy")
+        sentence_vectors = np.load(generation / "sentences.npy", mmap_mode="r")
+        lexicon = Lexicon.load(generation)
         token_vectors = token_offsets = None
         if manifest.get("pieces", True):
             token_vectors = np.load(generation / "tokens.npy")
             token_offsets = np.load(generation / "token_offsets.npy")
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, pa.ArrowException) as e:
         raise IndexCorruptError(
             f"Index in {generation} cannot be read ({e}); {_fix(directory)}"
         ) from e
     if (
-        len(chunk_vectors) != len(chunks)
+        sentences.spans.ndim != 2
+        or sentences.spans.shape[1] != 4
+        or chunks.spans.ndim != 2
+        or chunks.spans.shape[1] != 7
+        or len(chunk_vectors) != len(chunks)
+        or lexicon.documents != len(chunks)
+        # Rows are in article order: the first and last bound them all.
+        or (
+            len(sentences)
+            and not 0 <= sentences.spans[0, 0] <= sentences.spans[-1, 0] < len(articles)
+        )
+        or (len(chunks) and not 0 <= chunks.spans[0, 0] <= chunks.spans[-1, 0] < len(articles))
         or (chunk_vectors.matrix is not None and len(chunk_vectors.matrix) != len(chunks))
         or len(sentence_vectors) != len(sentences)
         or (
@@ -647,7 +698,9 @@ def load_index(directory: Path) -> Index:
         sentence_vectors,
         token_vectors,
         token_offsets,
-        twins,
+        lexicon=lexicon,
+        places=places,
+        twins=twins,
     )
 
 
@@ -682,9 +735,8 @@ class SentenceTable:
 
     def __init__(self, index: Index) -> None:
         self.index = index
-        self._by_start = {(s.article_id, s.start): i for i, s in enumerate(index.sentences)}
         self.twins = {n: group for group in index.twins for n in group}
-        self.places = place_names(a.text for a in index.articles.values())
+        self.places = index.places
 
     def section_of(self, number: int) -> Section:
         """The section a sentence stands in."""
@@ -699,7 +751,7 @@ class SentenceTable:
 
     def of_chunk(self, chunk: Chunk) -> list[int]:
         """Sentence numbers of a chunk, in order."""
-        return [self._by_start[(chunk.article_id, start)] for start, _ in chunk.sentences]
+        return list(self.index.chunks.sentence_numbers(chunk.id))
 
     def previous(self, number: int) -> int | None:
         """The sentence before, if it is in the same paragraph of the same article."""

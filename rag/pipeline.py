@@ -16,9 +16,10 @@ import numpy as np
 
 from rag.chunking import ChunkSettings, chunk_articles
 from rag.errors import ClusterError, CollectionError
-from rag.index import article_from_json, article_to_json, collection_record, sentence_refs
+from rag.index import collection_record, sentence_refs
 from rag.ingest import Collection
 from rag.snapshot import Shard, SnapshotWriter, created_now
+from rag.store import article_from_json, article_to_json
 from rag.types import Article
 
 # Articles per unit of work (and per Parquet shard): a function of the collection's size alone,

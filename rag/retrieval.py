@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import functools
-import logging
-from collections import Counter
 from collections.abc import Collection as Set
 from typing import Literal, Protocol
 
-import bm25s
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
 
 from rag.index import Index, content_tokens
-from rag.text import terms
+from rag.lexicon import Lexicon
 from rag.types import Passage
 
 Method = Literal["dense", "bm25", "hybrid"]
@@ -24,60 +19,6 @@ RRF_K = 60
 # the first hundred, a chunk's share of a fused score is under 1/160.
 CANDIDATES = 100
 FILTERED_DEPTH = 10
-
-logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-
-class Lexicon:
-    """BM25 over chunk terms, with typo-tolerant mapping of unknown query terms."""
-
-    def __init__(self, texts: list[str]) -> None:
-        tokenized = [terms(t) for t in texts]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index([t or [""] for t in tokenized], show_progress=False)
-        self.document_frequency = Counter(term for t in tokenized for term in set(t))
-        self.vocabulary = set(self.document_frequency)
-        # Close spellings share their first letter: candidates are looked up by it.
-        self._by_letter: dict[str, list[str]] = {}
-        for word in sorted(self.vocabulary):
-            self._by_letter.setdefault(word[:1], []).append(word)
-        self.documents = len(texts)
-
-    def idf(self, term: str) -> float:
-        """Inverse document frequency over the chunks (0 for a term that is nowhere)."""
-        df = self.document_frequency.get(term, 0)
-        return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5))) if df else 0.0
-
-    @functools.lru_cache(maxsize=4096)
-    def resolve(self, term: str) -> tuple[str, ...]:
-        """Map a query term to the collection's terms: itself, or close spellings of it.
-
-        A close spelling is one or two edits away (two for words of eight letters or more)
-        with the same first letter: `kataib` finds `kitaib`, `soliemani` finds `soleimani`,
-        but `population` does not become `popular`.
-        """
-        if term in self.vocabulary or len(term) < 5 or term.isdigit():
-            return (term,) if term in self.vocabulary else ()
-        limit = 2 if len(term) >= 8 else 1
-        found = process.extract(
-            term,
-            self._by_letter.get(term[:1], []),
-            scorer=OSA.distance,
-            score_cutoff=limit,
-            limit=None,
-        )
-        close = sorted((int(distance), word) for word, distance, _ in found)
-        return tuple(word for _, word in close[:2])
-
-    def query_terms(self, question: str) -> list[str]:
-        """The question's terms as they are spelled in the collection."""
-        return [t for term in terms(question) for t in self.resolve(term)]
-
-    def term_scores(self, query: list[str]) -> np.ndarray:
-        """BM25 score of every chunk for terms already resolved (see `query_terms`)."""
-        if not query:
-            return np.zeros(self.documents, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(query), dtype=np.float32)
 
 
 class Backend(Protocol):
@@ -160,10 +101,11 @@ class InProcess:
         articles: Set[str] | None,
     ) -> list[tuple[int, float]]:
         """See `Backend.search`."""
-        chunks = self.index.chunks
         allowed = None
         if articles is not None:
-            allowed = np.array([c.article_id in articles for c in chunks], dtype=bool)
+            rows = self.index.sentences
+            wanted = np.array([a in articles for a in rows.article_ids], dtype=bool)
+            allowed = wanted[self.index.chunks.article_rows]
         if not self.index.chunk_vectors.exact:
             return self._shortlists(vector, terms, k=k, method=method, allowed=allowed)
         if method == "dense":
@@ -185,7 +127,7 @@ class Retriever:
     def __init__(self, index: Index, encoder, *, backend: Backend | None = None) -> None:
         self.index = index
         self.encoder = encoder
-        self.lexicon = Lexicon([c.text for c in index.chunks])
+        self.lexicon = index.lexicon
         self.backend = backend or InProcess(index, self.lexicon)
 
     @functools.lru_cache(maxsize=1024)
@@ -231,10 +173,10 @@ class Retriever:
             method=method,
             articles=articles,
         )
-        chunks = self.index.chunks
+        chunks = [self.index.chunks[i] for i, _ in found]
         return [
-            Passage(chunks[i], self.index.articles[chunks[i].article_id], score, rank)
-            for rank, (i, score) in enumerate(found, start=1)
+            Passage(chunk, self.index.articles[chunk.article_id], score, rank)
+            for rank, (chunk, (_, score)) in enumerate(zip(chunks, found, strict=True), start=1)
         ]
 
 

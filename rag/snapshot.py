@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from rag.index import SentenceRef, sha256_file
+from rag.index import sha256_file
+from rag.store import SentenceRef
 from rag.types import Article, Chunk, Section
 
 SNAPSHOT_FORMAT = 1

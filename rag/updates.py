@@ -25,8 +25,6 @@ from rag.index import (
     EmbeddingCache,
     Index,
     Progress,
-    article_from_json,
-    article_to_json,
     build_index,
     build_lock,
     index_from_snapshot,
@@ -39,6 +37,7 @@ from rag.index import (
 from rag.ingest import Collection, expand_paths, load_collection, read_data, read_file
 from rag.pipeline import build_snapshot
 from rag.settings import Settings
+from rag.store import article_from_json, article_to_json
 from rag.types import Article
 
 # Kept in the index directory, beside the generations: what `rag add` and `rag remove`

@@ -247,8 +247,16 @@ def test_an_index_without_piece_vectors_saves_loads_and_is_checked(tmp_path, fak
     save_index(index, tmp_path)
     generation = next(tmp_path.glob("gen-*"))
     assert sorted(p.name for p in generation.iterdir()) == [
+        "articles.arrow",
+        "bm25-data.npy",
+        "bm25-indices.npy",
+        "bm25-indptr.npy",
+        "bm25-params.json",
+        "bm25-vocab.json",
+        "chunk_spans.npy",
         "chunks.faiss",
         "manifest.json",
+        "sentence_spans.npy",
         "sentences.npy",
         "store.json",
     ]

@@ -200,7 +200,7 @@ def test_acronyms():
 
 
 def test_close_spellings_are_found_but_other_words_are_not():
-    from rag.retrieval import Lexicon
+    from rag.lexicon import Lexicon
 
     lexicon = Lexicon(
         ["Kita’ib Hezbollah fighters", "Qasem Soleimani was killed", "Popular forces"]

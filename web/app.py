@@ -486,7 +486,7 @@ def article(
         return ArticleOut.model_validate(
             {**article_to_dict(found, with_text=True), "page_url": article_url(found.id)}
         )
-    blocks = article_blocks(found, view.sentences.get(found.id, []), mark)
+    blocks = article_blocks(found, view.engine.index.article_sentences(found.id), mark)
     return _page(request, "article.html", {"article": found, "blocks": blocks, "mark": mark})
 
 

@@ -29,21 +29,16 @@ class View:
 
     engine: Engine
     generation: str
-    sentences: dict[str, list[tuple[int, int]]]
     authors: tuple[str, ...]
     examples: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, engine: Engine, generation: str, examples: Sequence[str] = ()) -> View:
-        """The view of an engine: sentence anchors and authors."""
+        """The view of an engine and its articles' authors."""
         index = engine.index
-        sentences: dict[str, list[tuple[int, int]]] = {a: [] for a in index.articles}
-        for ref in index.sentences:
-            sentences[ref.article_id].append((ref.start, ref.end))
         return cls(
             engine,
             generation,
-            {a: sorted(s) for a, s in sentences.items()},
             tuple(sorted({a.author for a in index.articles.values() if a.author})),
             tuple(examples),
         )
