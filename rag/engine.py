@@ -26,6 +26,7 @@ from rag.questions import Query, analyse
 from rag.retrieval import Method, Retriever
 from rag.selection import Selector, load_selector
 from rag.settings import ANSWERERS, Settings
+from rag.store import bylines
 from rag.text import terms
 from rag.types import Answer, Article, Passage, Timings
 from rag.updates import open_index
@@ -220,16 +221,16 @@ class Engine:
             return None
         wanted = author.casefold().strip() if author else None
 
-        def keep(article: Article) -> bool:
-            if wanted and (not article.author or wanted not in article.author.casefold()):
+        def keep(writer: str | None, date: dt.date | None) -> bool:
+            if wanted and (not writer or wanted not in writer.casefold()):
                 return False
-            if (date_from or date_to) and article.date is None:
+            if (date_from or date_to) and date is None:
                 return False
-            if date_from and article.date < date_from:
+            if date_from and date < date_from:
                 return False
-            return not (date_to and article.date > date_to)
+            return not (date_to and date > date_to)
 
-        return {a.id for a in self.index.articles.values() if keep(a)}
+        return {i for i, writer, date in bylines(self.index.articles) if keep(writer, date)}
 
     def ask(
         self,

@@ -12,7 +12,14 @@ from rag.chunking import ChunkSettings
 from rag.index import build_index, load_index, save_index
 from rag.ingest import load_collection
 from rag.lexicon import Lexicon
-from rag.store import Chunks, SentenceRef, Sentences, read_articles, write_articles
+from rag.store import (
+    Chunks,
+    SentenceRef,
+    Sentences,
+    bylines,
+    read_articles,
+    write_articles,
+)
 from rag.text import terms
 from rag.types import Article, Chunk, Section
 
@@ -78,6 +85,8 @@ def test_articles_are_read_in_place_unchanged(tmp_path):
     assert list(table) == ["a", "b"] and len(table) == 2 and "b" in table and "c" not in table
     assert table["a"] == ARTICLES["a"] and table["b"] == ARTICLES["b"]
     assert dict(table) == ARTICLES
+    expected = [("a", "Ana Ruiz", dt.date(2024, 5, 1)), ("b", None, None)]
+    assert list(bylines(table)) == expected == list(bylines(ARTICLES))
 
 
 def test_a_saved_lexicon_scores_as_the_built_one(tmp_path):

@@ -15,6 +15,7 @@ from rag.errors import RagError
 from rag.examples import example_questions
 from rag.index import CURRENT, Index, load_index
 from rag.settings import Settings
+from rag.store import bylines
 from rag.types import Answer, Article
 from web.schemas import AskOptions, HealthOut, ManifestOut
 
@@ -39,7 +40,7 @@ class View:
         return cls(
             engine,
             generation,
-            tuple(sorted({a.author for a in index.articles.values() if a.author})),
+            tuple(sorted({writer for _, writer, _ in bylines(index.articles) if writer})),
             tuple(examples),
         )
 
