@@ -51,7 +51,29 @@ class SentenceRef:
     chunk_id: int
 
 
-class Sentences(Sequence[SentenceRef]):
+class _Rows(Sequence):
+    """A table of int64 rows that reads as a sequence of records, made when asked for."""
+
+    spans: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getitem__(self, number):  # type: ignore[override]
+        if isinstance(number, slice):
+            return [self._record(n) for n in range(*number.indices(len(self)))]
+        return self._record(range(len(self))[number])
+
+    def _record(self, number: int):
+        raise NotImplementedError
+
+
+class Sentences(_Rows):
     """Every sentence of an index once, in article order, as rows of (article row, start,
     end, chunk id)."""
 
@@ -74,17 +96,7 @@ class Sentences(Sequence[SentenceRef]):
             raise ValueError("sentences must be in article order, each once")
         return cls(spans, article_ids)
 
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __getitem__(self, number):  # type: ignore[override]
-        if isinstance(number, slice):
-            return [self[n] for n in range(*number.indices(len(self)))]
+    def _record(self, number: int) -> SentenceRef:
         row, start, end, chunk = self.spans[number].tolist()
         return SentenceRef(self.article_ids[row], start, end, chunk)
 
@@ -118,7 +130,7 @@ class Sentences(Sequence[SentenceRef]):
         return found
 
 
-class Chunks(Sequence[Chunk]):
+class Chunks(_Rows):
     """The chunks of an index as rows of (article row, section, paragraph, start, end, first
     sentence, sentence count); a chunk's text is its article's, read when asked for."""
 
@@ -154,21 +166,11 @@ class Chunks(Sequence[Chunk]):
             )
         return cls(spans, articles, sentences)
 
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __getitem__(self, number):  # type: ignore[override]
-        if isinstance(number, slice):
-            return [self[n] for n in range(*number.indices(len(self)))]
+    def _record(self, number: int) -> Chunk:
         row, section, paragraph, start, end, first, count = self.spans[number].tolist()
         article = self.articles[self.sentences.article_ids[row]]
         return Chunk(
-            id=int(number) if number >= 0 else len(self) + int(number),
+            id=number,
             article_id=article.id,
             section=section,
             paragraph=paragraph,
