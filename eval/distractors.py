@@ -248,6 +248,9 @@ def serve(directory: Path) -> dict:
     return {
         "load_s": round(loaded, 1),
         "rss_mb": round(peak_mb("self", "VmRSS")),
+        # Of which the process's own memory, and pages of the index's files it has read.
+        "rss_anon_mb": round(peak_mb("self", "RssAnon")),
+        "rss_file_mb": round(peak_mb("self", "RssFile")),
         "peak_rss_mb": round(peak_mb()),
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),

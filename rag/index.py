@@ -32,6 +32,7 @@ from rag.store import (
     CHUNKS_FILE,
     SENTENCES_FILE,
     Chunks,
+    RowFile,
     SentenceRef,
     Sentences,
     read_articles,
@@ -78,8 +79,8 @@ class Index:
     chunks: Chunks
     chunk_vectors: Vectors
     sentences: Sentences
-    # float16 unit vectors, one row per sentence.
-    sentence_vectors: np.ndarray
+    # float16 unit vectors, one row per sentence; read from disk by row once saved.
+    sentence_vectors: np.ndarray | RowFile
     token_vectors: np.ndarray | None
     token_offsets: np.ndarray | None
     lexicon: Lexicon
@@ -133,9 +134,10 @@ class EmbeddingCache:
         ids = np.arange(len(index.chunk_vectors), dtype=np.int64)
         chunk_vectors = index.chunk_vectors.reconstruct(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
+        sentence_vectors = np.asarray(index.sentence_vectors)
         sentences = {
             _key(index.sentence_text(ref)): (
-                index.sentence_vectors[n],
+                sentence_vectors[n],
                 index.sentence_tokens(n) if index.has_pieces else None,
             )
             for n, ref in enumerate(index.sentences)
@@ -641,7 +643,7 @@ def load_index(directory: Path) -> Index:
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
         places = frozenset(store["places"])
         chunk_vectors = load_vectors(generation, name="chunks")
-        sentence_vectors = np.load(generation / "sentences.npy", mmap_mode="r")
+        sentence_vectors = RowFile(generation / "sentences.npy")
         lexicon = Lexicon.load(generation)
         token_vectors = token_offsets = None
         if manifest.get("pieces", True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +50,78 @@ class SentenceRef:
     start: int
     end: int
     chunk_id: int
+
+
+class RowFile:
+    """The rows of a 2-D `.npy` file, read from disk when asked for.
+
+    Rows are read with `pread`, not mapped: a mapped file grows the process's resident memory
+    by the pages around every row touched (the kernel maps 64 KB around each), and rows asked
+    for at random touch the whole file in time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(f)
+            except ValueError as e:
+                raise ValueError(f"{path} is not a .npy file ({e})") from e
+            self.offset = f.tell()
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path} does not hold a row-major matrix")
+        self.shape: tuple[int, int] = shape
+        self.dtype = np.dtype(dtype)
+        self.ndim = 2
+        self._row_bytes = shape[1] * self.dtype.itemsize
+        if path.stat().st_size != self.offset + shape[0] * self._row_bytes:
+            raise ValueError(f"{path} is not as long as its header says")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[0 : len(self)], dtype=dtype)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(len(self))
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            return self._read(start, max(stop - start, 0))
+        if np.ndim(rows) == 0:
+            return self._read(range(len(self))[rows], 1)[0]
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(wanted) and (wanted.min() < -len(self) or wanted.max() >= len(self)):
+            raise IndexError(f"row out of range for {len(self)} rows")
+        wanted = np.where(wanted < 0, wanted + len(self), wanted)
+        unique, where = np.unique(wanted, return_inverse=True)
+        out = np.empty((len(unique), self.shape[1]), self.dtype)
+        # One read per run of neighbouring rows.
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        for run_start, run in zip(
+            np.concatenate([[0], breaks]), np.split(unique, breaks), strict=True
+        ):
+            if len(run):
+                out[run_start : run_start + len(run)] = self._read(int(run[0]), len(run))
+        return out[where]
+
+    def _read(self, first: int, count: int) -> np.ndarray:
+        data = os.pread(self._fd, count * self._row_bytes, self.offset + first * self._row_bytes)
+        if len(data) != count * self._row_bytes:
+            raise OSError(f"{self.path} is shorter than its header says")
+        return np.frombuffer(data, self.dtype).reshape(count, self.shape[1])
 
 
 class _Rows(Sequence):

@@ -9,6 +9,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from rag.store import RowFile
+
 
 def vector_files(name: str) -> tuple[str, str]:
     """The files `save_vectors` writes under a name: the faiss index, the float16 rows."""
@@ -61,7 +63,7 @@ class Vectors:
     index: faiss.Index
     # float16 copies of the rows, which an approximate index's candidates are re-scored
     # with; None for an exact (flat) index, which holds the rows itself
-    matrix: np.ndarray | None = None
+    matrix: np.ndarray | RowFile | None = None
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -183,8 +185,8 @@ def load_vectors(directory: str | Path, *, name: str = "vectors", mmap: bool = T
     Args:
         directory: Where it was saved.
         name: What the files are called.
-        mmap: Map the float16 rows from disk rather than read them into memory; only the rows
-            re-ranked are then read.
+        mmap: Leave the float16 rows on disk rather than read them into memory; only the
+            rows re-ranked are then read.
 
     Returns:
         The searchable vectors.
@@ -194,4 +196,5 @@ def load_vectors(directory: str | Path, *, name: str = "vectors", mmap: bool = T
     index = faiss.read_index(str(directory / index_file))
     if not isinstance(index, faiss.IndexIVF):
         return Vectors(index)
-    return Vectors(index, np.load(directory / matrix_file, mmap_mode="r" if mmap else None))
+    matrix = directory / matrix_file
+    return Vectors(index, RowFile(matrix) if mmap else np.load(matrix))

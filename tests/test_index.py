@@ -15,6 +15,7 @@ from rag.index import build_index, load_index, save_index
 from rag.ingest import DEFAULT_COLLECTION, load_collection
 from rag.retrieval import Retriever
 from rag.settings import Settings
+from rag.store import RowFile
 from rag.updates import open_index
 from tests.conftest import FakeEncoder
 
@@ -308,7 +309,7 @@ def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_p
     assert (generation / "chunks.npy").is_file()
     loaded = load_index(tmp_path)
     assert isinstance(loaded.chunk_vectors, Vectors) and not loaded.chunk_vectors.exact
-    assert isinstance(loaded.chunk_vectors.matrix, np.memmap)
+    assert isinstance(loaded.chunk_vectors.matrix, RowFile)
     question = questions[0]
     assert [p.chunk.id for p in Retriever(loaded, FakeEncoder()).retrieve(question, 5)] == [
         p.chunk.id for p in Retriever(approximate, FakeEncoder()).retrieve(question, 5)

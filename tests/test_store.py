@@ -14,6 +14,7 @@ from rag.ingest import load_collection
 from rag.lexicon import Lexicon
 from rag.store import (
     Chunks,
+    RowFile,
     SentenceRef,
     Sentences,
     bylines,
@@ -89,6 +90,27 @@ def test_articles_are_read_in_place_unchanged(tmp_path):
     assert list(bylines(table)) == expected == list(bylines(ARTICLES))
 
 
+def test_a_row_file_reads_the_rows_asked_for(tmp_path):
+    matrix = np.arange(60, dtype=np.float16).reshape(20, 3)
+    np.save(tmp_path / "m.npy", matrix)
+    rows = RowFile(tmp_path / "m.npy")
+    assert rows.shape == (20, 3) and len(rows) == 20 and rows.dtype == np.float16
+    assert rows[4].tolist() == matrix[4].tolist() and rows[-1].tolist() == matrix[-1].tolist()
+    picked = [7, 2, 3, 3, 19, -2]
+    assert rows[picked].tolist() == matrix[picked].tolist()
+    assert rows[5:9].tolist() == matrix[5:9].tolist() and rows[::4].tolist() == matrix[::4].tolist()
+    assert np.asarray(rows).tolist() == matrix.tolist()
+    with pytest.raises(IndexError):
+        rows[[1, 20]]
+    with (tmp_path / "m.npy").open("r+b") as f:
+        f.truncate(150)
+    with pytest.raises(ValueError, match="not as long"):
+        RowFile(tmp_path / "m.npy")
+    (tmp_path / "m.npy").write_bytes(b"\x00" * 200)
+    with pytest.raises(ValueError, match="not a .npy file"):
+        RowFile(tmp_path / "m.npy")
+
+
 def test_a_saved_lexicon_scores_as_the_built_one(tmp_path):
     texts = ["Rain fell on Basra.", "Basra port reopened.", "", "Schools stayed open."]
     built = Lexicon(texts)
@@ -107,7 +129,7 @@ def test_a_loaded_index_maps_its_large_arrays_instead_of_reading_them(tmp_path, 
     index = build_index(load_collection(), fake_encoder, ChunkSettings(), pieces=False)
     save_index(index, tmp_path)
     loaded = load_index(tmp_path)
-    assert isinstance(loaded.sentence_vectors, np.memmap)
+    assert isinstance(loaded.sentence_vectors, RowFile)
     assert isinstance(loaded.sentences.spans, np.memmap)
     assert isinstance(loaded.chunks.spans, np.memmap)
     assert loaded.sentences.spans[:, 0].flags["C_CONTIGUOUS"]

@@ -6,6 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
+from rag.store import RowFile
 from rag.vectors import FILES, build_vectors, load_vectors, save_vectors
 
 
@@ -90,7 +91,7 @@ def test_save_and_load_give_the_same_results(tmp_path, clustered, exact_limit):
     assert written == (["vectors.faiss"] if vectors.exact else sorted(FILES))
     loaded = load_vectors(tmp_path / "v")
     assert len(loaded) == 5_000
-    assert loaded.matrix is None if vectors.exact else isinstance(loaded.matrix, np.memmap)
+    assert loaded.matrix is None if vectors.exact else isinstance(loaded.matrix, RowFile)
     assert loaded.exact == vectors.exact
     for a, b in zip(vectors.search(queries, 10), loaded.search(queries, 10), strict=True):
         np.testing.assert_array_equal(a, b)
