@@ -33,6 +33,10 @@ from rag.updates import open_index
 
 log = logging.getLogger(__name__)
 CANDIDATE_PASSAGES = 8
+# Up to this many articles, a question about an article (who wrote it, when) is compared with
+# every title; past it, with the titles of its retrieved passages' articles: encoding a
+# million titles would take minutes, and holding them all as articles gigabytes.
+TITLE_LIMIT = 5_000
 _ABOUT_ARTICLES = set(
     terms("article story piece post report wrote written author publish published date when who")
 )
@@ -109,7 +113,7 @@ class Engine:
         self.pieces = SentencePieces(index, encoder)
         self._reader = reader
         self._selector = selector
-        self._title_vectors: np.ndarray | None = None
+        self._title_vectors: dict[str, np.ndarray] = {}
         # What of the collection could not be read when the engine was opened.
         self.skipped: tuple[str, ...] = ()
 
@@ -182,7 +186,8 @@ class Engine:
         """The article a question about an article (its author, its date) refers to.
 
         Titles are compared with the question by meaning and by shared rare words; the
-        retrieved passages add a small vote.
+        retrieved passages add a small vote. Up to `TITLE_LIMIT` articles every title is
+        compared; past it, the titles of the retrieved passages' articles.
 
         Args:
             question: The question.
@@ -191,10 +196,16 @@ class Engine:
         Returns:
             The best-matching article.
         """
-        articles = list(self.index.articles.values())
-        if self._title_vectors is None:
-            self._title_vectors = self.encoder.encode([a.title for a in articles])
-        similarity = self._title_vectors @ self.retriever.question_vector(question)
+        if len(self.index.articles) <= TITLE_LIMIT:
+            articles = list(self.index.articles.values())
+        else:
+            articles = list({p.article.id: p.article for p in passages}.values())
+        missing = [a for a in articles if a.id not in self._title_vectors]
+        if missing:
+            vectors = self.encoder.encode([a.title for a in missing])
+            self._title_vectors.update(zip((a.id for a in missing), vectors, strict=True))
+        vectors = np.stack([self._title_vectors[a.id] for a in articles])
+        similarity = vectors @ self.retriever.question_vector(question)
         asked = {t for t in terms(question) if t not in _ABOUT_ARTICLES}
         lexicon = self.retriever.lexicon
         total = sum(lexicon.idf(t) for t in asked) or 1.0

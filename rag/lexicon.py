@@ -32,7 +32,7 @@ class Lexicon:
         """Index the texts' terms, or wrap a BM25 index already made (see `load`)."""
         if bm25 is None:
             bm25 = bm25s.BM25()
-            bm25.index([terms(t) or [""] for t in texts or []], show_progress=False)
+            bm25.index(_term_ids(texts or []), show_progress=False)
         self._bm25 = bm25
         # A term's document frequency is the length of its column of the score matrix.
         counts = np.diff(np.asarray(bm25.scores["indptr"]))
@@ -91,3 +91,18 @@ class Lexicon:
         if not query:
             return np.zeros(self.documents, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(query), dtype=np.float32)
+
+
+def _term_ids(texts: list[str]) -> tuple[list[np.ndarray], dict[str, int]]:
+    # Each text's terms as an array of vocabulary ids: a million chunks' terms as strings
+    # would take gigabytes. A text without terms gets the empty term, as bm25s gives it.
+    vocabulary: dict[str, int] = {}
+    ids = []
+    for text in texts:
+        found = terms(text) or [""]
+        ids.append(
+            np.fromiter(
+                (vocabulary.setdefault(t, len(vocabulary)) for t in found), np.int32, len(found)
+            )
+        )
+    return ids, vocabulary

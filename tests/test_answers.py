@@ -90,6 +90,18 @@ def test_byline_questions_quote_the_byline(engine):
     assert answer.sentences[0].span == "21 October 2019"
 
 
+def test_past_the_title_limit_bylines_come_from_the_retrieved_articles(engine, monkeypatch):
+    from rag.engine import CANDIDATE_PASSAGES, Engine
+
+    monkeypatch.setattr("rag.engine.TITLE_LIMIT", 0)
+    small = Engine(engine.index, engine.encoder)
+    question = "Who wrote the article about the mystery explosions at militia depots in Iraq?"
+    answer = small.ask(question)
+    assert answer.answered and answer.sentences[0].span == "Ian Allen"
+    retrieved = {p.article.id for p in small.retriever.retrieve(question, CANDIDATE_PASSAGES)}
+    assert set(small._title_vectors) <= retrieved < set(engine.index.articles)
+
+
 def test_missing_byline_is_said_not_guessed(engine):
     answer = engine.ask("Who wrote the analysis of Iran's missile attack on Iraqi military bases?")
     assert not answer.answered and "no byline" in answer.reason
