@@ -1,4 +1,4 @@
-"""The index: article, chunk and sentence tables, vectors and BM25; saved atomically, read in place."""
+"""The index: articles, chunk and sentence tables, vectors and BM25; saved atomically, read by row."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from rag.chunking import ChunkSettings, article_key, chunk_articles
 from rag.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.ingest import Collection
-from rag.lexicon import FILES as LEXICON_FILES_BY_ROLE
+from rag.lexicon import FILES as LEXICON_FILES
 from rag.lexicon import Lexicon
 from rag.spans import place_names
 from rag.store import (
@@ -44,7 +44,6 @@ from rag.vectors import Vectors, build_vectors, load_vectors, save_vectors, vect
 
 FORMAT_VERSION = 5
 CURRENT = "CURRENT"
-LEXICON_FILES = tuple(LEXICON_FILES_BY_ROLE.values())
 # The chunk vectors' faiss index, and the float16 rows an approximate one re-ranks with.
 CHUNK_INDEX_FILE, CHUNK_MATRIX_FILE = vector_files("chunks")
 FILES = (
@@ -70,9 +69,9 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class Index:
-    """Everything retrieval and answering need. A saved index is read in place: its articles,
-    chunk and sentence tables, sentence vectors and BM25 matrix are memory-mapped, so that
-    a question touches only the rows it needs."""
+    """Everything retrieval and answering need. A loaded index holds its chunk and sentence
+    tables and the ids, authors and dates of its articles; articles, sentence vectors and
+    BM25 scores stay on disk and a question reads the rows it needs."""
 
     manifest: dict[str, Any]
     articles: Mapping[str, Article]
@@ -638,8 +637,8 @@ def load_index(directory: Path) -> Index:
     try:
         store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
         articles = read_articles(generation / ARTICLES_FILE)
-        sentences = Sentences(np.load(generation / SENTENCES_FILE, mmap_mode="r"), articles.ids)
-        chunks = Chunks(np.load(generation / CHUNKS_FILE, mmap_mode="r"), articles, sentences)
+        sentences = Sentences(np.load(generation / SENTENCES_FILE), articles.ids)
+        chunks = Chunks(np.load(generation / CHUNKS_FILE), articles, sentences)
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
         places = frozenset(store["places"])
         chunk_vectors = load_vectors(generation, name="chunks")

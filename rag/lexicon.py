@@ -1,8 +1,9 @@
-"""The lexical index: BM25 over chunk terms, saved with the index and read in place."""
+"""The lexical index: BM25 over chunk terms, saved with the index and read from disk by term."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 
@@ -11,50 +12,76 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from rag.store import RowFile
 from rag.text import terms
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
-# bm25s's files, named for the index folder they share with the other index files.
-FILES = {
-    "data_name": "bm25-data.npy",
-    "indices_name": "bm25-indices.npy",
-    "indptr_name": "bm25-indptr.npy",
-    "vocab_name": "bm25-vocab.json",
-    "params_name": "bm25-params.json",
-}
+# The score matrix in compressed columns, one column per term: the scores of the chunks
+# that hold term t are DATA[INDPTR[t]:INDPTR[t + 1]], for the chunks INDICES[same].
+DATA, INDICES, INDPTR = "bm25-data.npy", "bm25-indices.npy", "bm25-indptr.npy"
+VOCABULARY, PARAMS = "bm25-vocab.json", "bm25-params.json"
+FILES = (DATA, INDICES, INDPTR, VOCABULARY, PARAMS)
 
 
 class Lexicon:
-    """BM25 over chunk terms, with typo-tolerant mapping of unknown query terms."""
+    """BM25 over chunk terms (bm25s's Lucene variant), with typo-tolerant mapping of unknown
+    query terms.
 
-    def __init__(self, texts: list[str] | None = None, *, bm25: bm25s.BM25 | None = None) -> None:
-        """Index the texts' terms, or wrap a BM25 index already made (see `load`)."""
-        if bm25 is None:
-            bm25 = bm25s.BM25()
-            bm25.index(_term_ids(texts or []), show_progress=False)
-        self._bm25 = bm25
-        # A term's document frequency is the length of its column of the score matrix.
-        counts = np.diff(np.asarray(bm25.scores["indptr"]))
-        self.document_frequency = {
-            term: int(counts[i]) for term, i in bm25.vocab_dict.items() if term
-        }
+    A built lexicon holds its score matrix in memory; a loaded one reads the columns of a
+    question's terms from disk when asked (see `load`).
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        """Index the terms of the texts (chunks), one document each."""
+        bm25 = bm25s.BM25()
+        bm25.index(_term_ids(texts), show_progress=False)
+        self._setup(
+            bm25.scores["data"],
+            bm25.scores["indices"],
+            np.asarray(bm25.scores["indptr"], dtype=np.int64),
+            bm25.vocab_dict,
+            int(bm25.scores["num_docs"]),
+        )
+
+    def _setup(self, data, indices, indptr: np.ndarray, vocabulary: dict[str, int], documents: int):
+        self._data, self._indices, self._indptr = data, indices, indptr
+        self._ids = vocabulary
+        self.documents = documents
+        # A term's document frequency is the length of its column.
+        counts = np.diff(indptr)
+        self.document_frequency = {t: int(counts[i]) for t, i in vocabulary.items() if t}
         self.vocabulary = set(self.document_frequency)
         # Close spellings share their first letter: candidates are looked up by it.
         self._by_letter: dict[str, list[str]] = {}
         for word in sorted(self.vocabulary):
             self._by_letter.setdefault(word[:1], []).append(word)
-        self.documents = int(bm25.scores["num_docs"])
 
     def save(self, directory: Path) -> tuple[str, ...]:
-        """Write the BM25 index into a folder; returns the names of the files written."""
-        self._bm25.save(str(directory), show_progress=False, **FILES)
-        return tuple(FILES.values())
+        """Write the lexicon into a folder; returns the names of the files written."""
+        np.save(directory / DATA, np.asarray(self._data))
+        np.save(directory / INDICES, np.asarray(self._indices))
+        np.save(directory / INDPTR, self._indptr)
+        (directory / VOCABULARY).write_text(json.dumps(self._ids), encoding="utf-8")
+        (directory / PARAMS).write_text(json.dumps({"documents": self.documents}), encoding="utf-8")
+        return FILES
 
     @classmethod
     def load(cls, directory: Path) -> Lexicon:
-        """The lexicon `save` wrote, its score matrix memory-mapped rather than read."""
-        return cls(bm25=bm25s.BM25.load(str(directory), mmap=True, show_progress=False, **FILES))
+        """The lexicon `save` wrote; the scores stay on disk and a question reads its terms'.
+
+        Raises:
+            ValueError, KeyError, OSError: A file is unreadable or does not fit the others.
+        """
+        lexicon = cls.__new__(cls)
+        data, indices = RowFile(directory / DATA), RowFile(directory / INDICES)
+        indptr = np.load(directory / INDPTR)
+        vocabulary = json.loads((directory / VOCABULARY).read_text(encoding="utf-8"))
+        documents = int(json.loads((directory / PARAMS).read_text(encoding="utf-8"))["documents"])
+        if not (len(data) == len(indices) == indptr[-1]) or len(indptr) != len(vocabulary) + 1:
+            raise ValueError(f"the BM25 files in {directory} do not fit together")
+        lexicon._setup(data, indices, indptr, vocabulary, documents)
+        return lexicon
 
     def idf(self, term: str) -> float:
         """Inverse document frequency over the chunks (0 for a term that is nowhere)."""
@@ -87,15 +114,22 @@ class Lexicon:
         return [t for term in terms(question) for t in self.resolve(term)]
 
     def term_scores(self, query: list[str]) -> np.ndarray:
-        """BM25 score of every chunk for terms already resolved (see `query_terms`)."""
-        if not query:
-            return np.zeros(self.documents, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(query), dtype=np.float32)
+        """BM25 score of every chunk for terms already resolved (see `query_terms`): the sum,
+        term by term, of each chunk's score for the term."""
+        scores = np.zeros(self.documents, dtype=np.float32)
+        for term in query:
+            column = self._ids.get(term)
+            if column is None:
+                continue
+            start, end = int(self._indptr[column]), int(self._indptr[column + 1])
+            scores[self._indices[start:end]] += self._data[start:end]
+        return scores
 
 
 def _term_ids(texts: list[str]) -> tuple[list[np.ndarray], dict[str, int]]:
     # Each text's terms as an array of vocabulary ids: a million chunks' terms as strings
-    # would take gigabytes. A text without terms gets the empty term, as bm25s gives it.
+    # would take gigabytes. A text without terms gets the empty term, as bm25s gives it, and
+    # the vocabulary always holds it, as bm25s would add it after the matrix is made.
     vocabulary: dict[str, int] = {}
     ids = []
     for text in texts:
@@ -105,4 +139,5 @@ def _term_ids(texts: list[str]) -> tuple[list[np.ndarray], dict[str, int]]:
                 (vocabulary.setdefault(t, len(vocabulary)) for t in found), np.int32, len(found)
             )
         )
+    vocabulary.setdefault("", len(vocabulary))
     return ids, vocabulary

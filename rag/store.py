@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ ARTICLES_FILE = "articles.arrow"
 CHUNKS_FILE = "chunk_spans.npy"
 SENTENCES_FILE = "sentence_spans.npy"
 CACHED_ARTICLES = 4096
+# Articles a read brings in: about 200 KB of news.
+ARTICLE_BATCH = 32
+ARTICLE_COLUMNS = ("id", "text", "record", "author", "date")
 
 
 def article_to_json(article: Article) -> dict[str, Any]:
@@ -53,7 +57,8 @@ class SentenceRef:
 
 
 class RowFile:
-    """The rows of a 2-D `.npy` file, read from disk when asked for.
+    """The rows of a `.npy` file (a matrix, or a vector of values), read from disk when asked
+    for.
 
     Rows are read with `pread`, not mapped: a mapped file grows the process's resident memory
     by the pages around every row touched (the kernel maps 64 KB around each), and rows asked
@@ -74,12 +79,12 @@ class RowFile:
             except ValueError as e:
                 raise ValueError(f"{path} is not a .npy file ({e})") from e
             self.offset = f.tell()
-        if len(shape) != 2 or fortran:
-            raise ValueError(f"{path} does not hold a row-major matrix")
-        self.shape: tuple[int, int] = shape
+        if len(shape) not in (1, 2) or fortran:
+            raise ValueError(f"{path} does not hold a row-major matrix or a vector")
+        self.shape: tuple[int, ...] = shape
         self.dtype = np.dtype(dtype)
-        self.ndim = 2
-        self._row_bytes = shape[1] * self.dtype.itemsize
+        self.ndim = len(shape)
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
         if path.stat().st_size != self.offset + shape[0] * self._row_bytes:
             raise ValueError(f"{path} is not as long as its header says")
         self._fd = os.open(path, os.O_RDONLY)
@@ -107,7 +112,7 @@ class RowFile:
             raise IndexError(f"row out of range for {len(self)} rows")
         wanted = np.where(wanted < 0, wanted + len(self), wanted)
         unique, where = np.unique(wanted, return_inverse=True)
-        out = np.empty((len(unique), self.shape[1]), self.dtype)
+        out = np.empty((len(unique), *self.shape[1:]), self.dtype)
         # One read per run of neighbouring rows.
         breaks = np.flatnonzero(np.diff(unique) != 1) + 1
         for run_start, run in zip(
@@ -121,11 +126,11 @@ class RowFile:
         data = os.pread(self._fd, count * self._row_bytes, self.offset + first * self._row_bytes)
         if len(data) != count * self._row_bytes:
             raise OSError(f"{self.path} is shorter than its header says")
-        return np.frombuffer(data, self.dtype).reshape(count, self.shape[1])
+        return np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:])
 
 
 class _Rows(Sequence):
-    """A table of int64 rows that reads as a sequence of records, made when asked for."""
+    """A table of integer rows that reads as a sequence of records, made when asked for."""
 
     spans: np.ndarray
 
@@ -147,8 +152,8 @@ class _Rows(Sequence):
 
 
 class Sentences(_Rows):
-    """Every sentence of an index once, in article order, as rows of (article row, start,
-    end, chunk id)."""
+    """Every sentence of an index once, in article order, as int32 rows of (article row,
+    start, end, chunk id): 16 bytes a sentence, held in memory."""
 
     def __init__(self, spans: np.ndarray, article_ids: Sequence[str]) -> None:
         self.spans = spans
@@ -158,13 +163,13 @@ class Sentences(_Rows):
     def of(cls, refs: Sequence[SentenceRef], article_ids: Sequence[str]) -> Sentences:
         """The table of sentence references, which must be in article order."""
         rows = {a: n for n, a in enumerate(article_ids)}
-        # Column-major, so that a column is contiguous: searching one reads a few pages.
+        # Column-major, so that a column is contiguous and searched without a copy.
         spans = np.asfortranarray(
             np.array(
-                [(rows[r.article_id], r.start, r.end, r.chunk_id) for r in refs], dtype=np.int64
+                [(rows[r.article_id], r.start, r.end, r.chunk_id) for r in refs], dtype=np.int32
             ).reshape(len(refs), 4)
         )
-        keys = spans[:, 0] * (1 << 32) + spans[:, 1]
+        keys = spans[:, 0].astype(np.int64) * (1 << 32) + spans[:, 1]
         if len(keys) > 1 and not np.all(keys[1:] > keys[:-1]):
             raise ValueError("sentences must be in article order, each once")
         return cls(spans, article_ids)
@@ -204,8 +209,8 @@ class Sentences(_Rows):
 
 
 class Chunks(_Rows):
-    """The chunks of an index as rows of (article row, section, paragraph, start, end, first
-    sentence, sentence count); a chunk's text is its article's, read when asked for."""
+    """The chunks of an index as int32 rows of (article row, section, paragraph, start, end,
+    first sentence, sentence count); a chunk's text is its article's, read when asked for."""
 
     def __init__(
         self,
@@ -222,7 +227,7 @@ class Chunks(_Rows):
         cls, chunks: Sequence[Chunk], articles: Mapping[str, Article], sentences: Sentences
     ) -> Chunks:
         """The table of chunks numbered from 0, whose sentences are all in `sentences`."""
-        spans = np.zeros((len(chunks), 7), dtype=np.int64, order="F")
+        spans = np.zeros((len(chunks), 7), dtype=np.int32, order="F")
         for n, chunk in enumerate(chunks):
             if chunk.id != n:
                 raise ValueError(f"chunk {n} is numbered {chunk.id}; chunks are numbered from 0")
@@ -267,19 +272,42 @@ class Chunks(_Rows):
 
 
 class ArticleTable(Mapping[str, Article]):
-    """Articles read in place from an Arrow file (see `write_articles`), by id."""
+    """Articles read from an Arrow file (see `write_articles`) by id, a small batch of them at
+    a time; their ids, authors and dates are held in memory."""
 
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
-        self.ids: list[str] = table.column("id").to_pylist()
+    def __init__(self, path: Path) -> None:
+        schema = pa.ipc.open_file(pa.OSFile(str(path))).schema
+        fields = {name: schema.get_field_index(name) for name in ARTICLE_COLUMNS}
+        if -1 in fields.values():
+            raise ValueError(f"{path} lacks some of the columns {', '.join(ARTICLE_COLUMNS)}")
+        # Each reader reads the buffers of its columns only.
+        facts = pa.ipc.open_file(
+            pa.OSFile(str(path)),
+            options=pa.ipc.IpcReadOptions(
+                included_fields=[fields["id"], fields["author"], fields["date"]]
+            ),
+        ).read_all()
+        self._texts = pa.ipc.open_file(
+            pa.OSFile(str(path)),
+            options=pa.ipc.IpcReadOptions(included_fields=[fields["text"], fields["record"]]),
+        )
+        self._lock = threading.Lock()
+        self.ids: list[str] = facts.column("id").to_pylist()
+        self.authors: list[str | None] = facts.column("author").to_pylist()
+        self.dates: list[dt.date | None] = facts.column("date").to_pylist()
+        self._batch_starts = np.cumsum([0] + [len(c) for c in facts.column("id").chunks])
         self.rows = {a: n for n, a in enumerate(self.ids)}
         if len(self.rows) != len(self.ids):
-            raise ValueError("article ids repeat")
+            raise ValueError(f"article ids repeat in {path}")
         self._read = functools.lru_cache(maxsize=CACHED_ARTICLES)(self._article)
 
     def _article(self, row: int) -> Article:
-        record = json.loads(self.table.column("record")[row].as_py())
-        return article_from_json({**record, "text": self.table.column("text")[row].as_py()})
+        batch = int(np.searchsorted(self._batch_starts, row, "right")) - 1
+        with self._lock:
+            found = self._texts.get_batch(batch)
+        at = row - int(self._batch_starts[batch])
+        record = json.loads(found.column(1)[at].as_py())
+        return article_from_json({**record, "text": found.column(0)[at].as_py()})
 
     def __getitem__(self, article_id: str) -> Article:
         return self._read(self.rows[article_id])
@@ -295,26 +323,20 @@ class ArticleTable(Mapping[str, Article]):
 
 
 def bylines(articles: Mapping[str, Article]) -> Iterator[tuple[str, str | None, dt.date | None]]:
-    """(id, author, date) of every article, in order: from two columns of a table, without
-    reading each article.
+    """(id, author, date) of every article, in order, without reading each article.
 
     Args:
         articles: An index's articles.
     """
     if isinstance(articles, ArticleTable):
-        yield from zip(
-            articles.ids,
-            articles.table.column("author").to_pylist(),
-            articles.table.column("date").to_pylist(),
-            strict=True,
-        )
+        yield from zip(articles.ids, articles.authors, articles.dates, strict=True)
     else:
         for article in articles.values():
             yield article.id, article.author, article.date
 
 
 def write_articles(articles: Mapping[str, Article], path: Path) -> None:
-    """Write articles, in order, to an Arrow file that `read_articles` maps in place."""
+    """Write articles, in order, to an Arrow file that `read_articles` reads by batch."""
     records = []
     for article in articles.values():
         data = article_to_json(article)
@@ -325,16 +347,19 @@ def write_articles(articles: Mapping[str, Article], path: Path) -> None:
             "id": pa.array(list(articles), pa.string()),
             "text": pa.array([a.text for a in articles.values()], pa.large_string()),
             "record": pa.array(records, pa.large_string()),
-            # Read on their own by `bylines`, for filters over every article.
+            # Read on their own when the file is opened, for filters over every article.
             "author": pa.array([a.author for a in articles.values()], pa.string()),
             "date": pa.array([a.date for a in articles.values()], pa.date32()),
         }
     )
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_table(table, max_chunksize=ARTICLE_BATCH)
 
 
 def read_articles(path: Path) -> ArticleTable:
-    """The articles `write_articles` wrote, memory-mapped."""
-    # The table's columns point into the map, which stays open as long as they do.
-    return ArticleTable(pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all())
+    """The articles `write_articles` wrote.
+
+    Raises:
+        ValueError, OSError, pyarrow.ArrowException: The file cannot be read as one.
+    """
+    return ArticleTable(path)

@@ -13,6 +13,7 @@ from rag.index import build_index, load_index, save_index
 from rag.ingest import load_collection
 from rag.lexicon import Lexicon
 from rag.store import (
+    ArticleTable,
     Chunks,
     RowFile,
     SentenceRef,
@@ -81,6 +82,10 @@ def test_tables_refuse_what_they_cannot_hold():
 
 def test_articles_are_read_in_place_unchanged(tmp_path):
     path = tmp_path / "articles.arrow"
+    many = {f"x{n}": _article(f"x{n}", TEXT_B) for n in range(70)}
+    write_articles({**ARTICLES, **many}, path)
+    table = read_articles(path)
+    assert table["x69"] == many["x69"] and table["x31"] == many["x31"] and len(table) == 72
     write_articles(ARTICLES, path)
     table = read_articles(path)
     assert list(table) == ["a", "b"] and len(table) == 2 and "b" in table and "c" not in table
@@ -125,15 +130,19 @@ def test_a_saved_lexicon_scores_as_the_built_one(tmp_path):
     assert loaded.idf("basra") == built.idf("basra") > 0
 
 
-def test_a_loaded_index_maps_its_large_arrays_instead_of_reading_them(tmp_path, fake_encoder):
+def test_a_loaded_index_leaves_its_large_parts_on_disk(tmp_path, fake_encoder):
     index = build_index(load_collection(), fake_encoder, ChunkSettings(), pieces=False)
     save_index(index, tmp_path)
     loaded = load_index(tmp_path)
+    # Vectors and BM25 scores are read by row; articles by batch; only the tables are held.
     assert isinstance(loaded.sentence_vectors, RowFile)
-    assert isinstance(loaded.sentences.spans, np.memmap)
-    assert isinstance(loaded.chunks.spans, np.memmap)
-    assert loaded.sentences.spans[:, 0].flags["C_CONTIGUOUS"]
     assert loaded.sentence_vectors.dtype == np.float16
+    assert isinstance(loaded.lexicon._data, RowFile) and isinstance(
+        loaded.lexicon._indices, RowFile
+    )
+    assert isinstance(loaded.articles, ArticleTable) and loaded.articles == index.articles
+    assert loaded.sentences.spans.dtype == np.int32 == loaded.chunks.spans.dtype
+    assert loaded.sentences.spans[:, 0].flags["C_CONTIGUOUS"]
     assert loaded.places == index.places and loaded.places
     first = index.sentences[0]
     assert loaded.article_sentences(first.article_id)[0] == (first.start, first.end)
