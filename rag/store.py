@@ -193,16 +193,17 @@ class Sentences(_Rows):
     def of_article(self, row: int) -> range:
         """The numbers of an article's sentences (by its row), in order."""
         rows = self.spans[:, 0]
+        # A key of the column's own type: a Python int would have numpy convert the column.
+        key = rows.dtype.type(row)
         return range(
-            int(np.searchsorted(rows, row, "left")), int(np.searchsorted(rows, row, "right"))
+            int(np.searchsorted(rows, key, "left")), int(np.searchsorted(rows, key, "right"))
         )
 
     def number(self, row: int, start: int) -> int:
         """The number of the sentence of an article (by its row) that starts at `start`."""
         numbers = self.of_article(row)
-        found = numbers.start + int(
-            np.searchsorted(self.spans[numbers.start : numbers.stop, 1], start)
-        )
+        starts = self.spans[numbers.start : numbers.stop, 1]
+        found = numbers.start + int(np.searchsorted(starts, starts.dtype.type(start)))
         if found >= numbers.stop or self.spans[found, 1] != start:
             raise KeyError((self.article_ids[row], start))
         return found
