@@ -21,6 +21,7 @@ ARTICLES_FILE = "articles.arrow"
 CHUNKS_FILE = "chunk_spans.npy"
 SENTENCES_FILE = "sentence_spans.npy"
 CACHED_ARTICLES = 4096
+READ_BYTES = 1 << 30
 # Articles a read brings in: about 200 KB of news.
 ARTICLE_BATCH = 32
 ARTICLE_COLUMNS = ("id", "text", "record", "author", "date")
@@ -123,10 +124,20 @@ class RowFile:
         return out[where]
 
     def _read(self, first: int, count: int) -> np.ndarray:
-        data = os.pread(self._fd, count * self._row_bytes, self.offset + first * self._row_bytes)
-        if len(data) != count * self._row_bytes:
-            raise OSError(f"{self.path} is shorter than its header says")
-        return np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:])
+        size = count * self._row_bytes
+        data = np.empty(size, np.uint8)
+        view, done = memoryview(data), 0
+        # One read returns at most about 2 GB.
+        while done < size:
+            read = os.preadv(
+                self._fd,
+                [view[done : done + READ_BYTES]],
+                self.offset + first * self._row_bytes + done,
+            )
+            if read == 0:
+                raise OSError(f"{self.path} is shorter than its header says")
+            done += read
+        return data.view(self.dtype).reshape(count, *self.shape[1:])
 
 
 class _Rows(Sequence):
