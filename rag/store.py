@@ -292,22 +292,30 @@ class ArticleTable(Mapping[str, Article]):
         fields = {name: schema.get_field_index(name) for name in ARTICLE_COLUMNS}
         if -1 in fields.values():
             raise ValueError(f"{path} lacks some of the columns {', '.join(ARTICLE_COLUMNS)}")
-        # Each reader reads the buffers of its columns only.
+        # Ids, authors and dates are read batch by batch through a map, which touches their
+        # pages only (`read_all`, or a file reader, would allocate the whole file).
         facts = pa.ipc.open_file(
-            pa.OSFile(str(path)),
+            pa.memory_map(str(path)),
             options=pa.ipc.IpcReadOptions(
                 included_fields=[fields["id"], fields["author"], fields["date"]]
             ),
-        ).read_all()
+        )
         self._texts = pa.ipc.open_file(
             pa.OSFile(str(path)),
             options=pa.ipc.IpcReadOptions(included_fields=[fields["text"], fields["record"]]),
         )
         self._lock = threading.Lock()
-        self.ids: list[str] = facts.column("id").to_pylist()
-        self.authors: list[str | None] = facts.column("author").to_pylist()
-        self.dates: list[dt.date | None] = facts.column("date").to_pylist()
-        self._batch_starts = np.cumsum([0] + [len(c) for c in facts.column("id").chunks])
+        self.ids: list[str] = []
+        self.authors: list[str | None] = []
+        self.dates: list[dt.date | None] = []
+        sizes = [0]
+        for number in range(facts.num_record_batches):
+            batch = facts.get_batch(number)
+            self.ids += batch.column(0).to_pylist()
+            self.authors += batch.column(1).to_pylist()
+            self.dates += batch.column(2).to_pylist()
+            sizes.append(batch.num_rows)
+        self._batch_starts = np.cumsum(sizes)
         self.rows = {a: n for n, a in enumerate(self.ids)}
         if len(self.rows) != len(self.ids):
             raise ValueError(f"article ids repeat in {path}")
