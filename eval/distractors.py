@@ -174,15 +174,13 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
     for n, text in enumerate(texts):
         sentence_vectors[n] = known[text]
     chunk_vectors = np.empty((len(chunks), encoder.dimension), np.float32)
-    first = 0
     for n, chunk in enumerate(chunks):
         vector = known_chunks.get(chunk.text)
         if vector is None:
-            # The chunk's sentences are numbered from where its first one is.
-            while refs[first].article_id != chunk.article_id or refs[first].start < chunk.start:
-                first += 1
-            rows = sentence_vectors[first : first + len(chunk.sentences)].astype(np.float32)
-            vector = rows.mean(axis=0)
+            text = by_id[chunk.article_id].text
+            # The float16 copies the index keeps, as the snapshot would hold them.
+            rows = np.array([known[text[s:e]] for s, e in chunk.sentences], np.float16)
+            vector = rows.astype(np.float32).mean(axis=0)
             vector /= np.linalg.norm(vector)
         chunk_vectors[n] = vector
     vectors = build_vectors(chunk_vectors, exact_limit=exact_limit or EXACT_LIMIT)

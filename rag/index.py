@@ -385,7 +385,7 @@ def index_from_snapshot(directory: Path, *, embedded: bool = False) -> Index:
         build_vectors(snapshot.chunk_vectors),
         sentences,
         [articles[s.article_id].text[s.start : s.end] for s in sentences],
-        snapshot.sentence_vectors.astype(np.float32),
+        snapshot.sentence_vectors,
         (None, None),
         model=meta["model"],
         dimension=int(meta["dimension"]),
@@ -637,7 +637,7 @@ def load_index(directory: Path) -> Index:
     try:
         store = json.loads((generation / "store.json").read_text(encoding="utf-8"))
         articles = read_articles(generation / ARTICLES_FILE)
-        sentences = Sentences(np.load(generation / SENTENCES_FILE), articles.ids)
+        sentences = Sentences(np.load(generation / SENTENCES_FILE), articles.ids, articles.rows)
         chunks = Chunks(np.load(generation / CHUNKS_FILE), articles, sentences)
         twins = [tuple(int(n) for n in group) for group in store["twins"]]
         places = frozenset(store["places"])

@@ -57,14 +57,13 @@ class Lexicon:
         for word in sorted(self.vocabulary):
             self._by_letter.setdefault(word[:1], []).append(word)
 
-    def save(self, directory: Path) -> tuple[str, ...]:
-        """Write the lexicon into a folder; returns the names of the files written."""
+    def save(self, directory: Path) -> None:
+        """Write the lexicon into a folder (the files in `FILES`)."""
         np.save(directory / DATA, np.asarray(self._data))
         np.save(directory / INDICES, np.asarray(self._indices))
         np.save(directory / INDPTR, self._indptr)
         (directory / VOCABULARY).write_text(json.dumps(self._ids), encoding="utf-8")
         (directory / PARAMS).write_text(json.dumps({"documents": self.documents}), encoding="utf-8")
-        return FILES
 
     @classmethod
     def load(cls, directory: Path) -> Lexicon:

@@ -103,8 +103,8 @@ class InProcess:
         """See `Backend.search`."""
         allowed = None
         if articles is not None:
-            rows = self.index.sentences
-            wanted = np.array([a in articles for a in rows.article_ids], dtype=bool)
+            ids = self.index.sentences.article_ids
+            wanted = np.array([a in articles for a in ids], dtype=bool)
             allowed = wanted[self.index.chunks.article_rows]
         if not self.index.chunk_vectors.exact:
             return self._shortlists(vector, terms, k=k, method=method, allowed=allowed)

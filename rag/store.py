@@ -1,4 +1,4 @@
-"""The index's articles, chunks and sentences as columns, held in memory or read in place."""
+"""The index's articles, chunks and sentences as columns, and vector rows read from disk by row."""
 
 from __future__ import annotations
 
@@ -166,9 +166,16 @@ class Sentences(_Rows):
     """Every sentence of an index once, in article order, as int32 rows of (article row,
     start, end, chunk id): 16 bytes a sentence, held in memory."""
 
-    def __init__(self, spans: np.ndarray, article_ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        spans: np.ndarray,
+        article_ids: Sequence[str],
+        rows: Mapping[str, int] | None = None,
+    ) -> None:
+        """Wrap a table; `rows` maps each article id to its row, when already at hand."""
         self.spans = spans
         self.article_ids = article_ids
+        self._rows = rows if rows is not None else {a: n for n, a in enumerate(article_ids)}
 
     @classmethod
     def of(cls, refs: Sequence[SentenceRef], article_ids: Sequence[str]) -> Sentences:
@@ -180,10 +187,10 @@ class Sentences(_Rows):
                 [(rows[r.article_id], r.start, r.end, r.chunk_id) for r in refs], dtype=np.int32
             ).reshape(len(refs), 4)
         )
-        keys = spans[:, 0].astype(np.int64) * (1 << 32) + spans[:, 1]
+        keys = _keys(spans[:, 0], spans[:, 1])
         if len(keys) > 1 and not np.all(keys[1:] > keys[:-1]):
             raise ValueError("sentences must be in article order, each once")
-        return cls(spans, article_ids)
+        return cls(spans, article_ids, rows)
 
     def _record(self, number: int) -> SentenceRef:
         row, start, end, chunk = self.spans[number].tolist()
@@ -192,10 +199,6 @@ class Sentences(_Rows):
     def __iter__(self) -> Iterator[SentenceRef]:
         for row, start, end, chunk in self.spans.tolist():
             yield SentenceRef(self.article_ids[row], start, end, chunk)
-
-    @functools.cached_property
-    def _rows(self) -> dict[str, int]:
-        return {a: n for n, a in enumerate(self.article_ids)}
 
     def row(self, article_id: str) -> int:
         """The row of an article in the table."""
@@ -210,14 +213,32 @@ class Sentences(_Rows):
             int(np.searchsorted(rows, key, "left")), int(np.searchsorted(rows, key, "right"))
         )
 
+    def numbers(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The numbers of the sentences that start at `starts` in the articles of `rows`.
+
+        Raises:
+            KeyError: Some article has no sentence starting there.
+        """
+        rows, starts = np.asarray(rows), np.asarray(starts)
+        keys = _keys(self.spans[:, 0], self.spans[:, 1])
+        wanted = _keys(rows, starts)
+        found = np.searchsorted(keys, wanted)
+        held = np.zeros(len(wanted), dtype=bool)
+        inside = found < len(keys)
+        held[inside] = keys[found[inside]] == wanted[inside]
+        if not held.all():
+            at = int(np.argmin(held))
+            raise KeyError((self.article_ids[int(rows[at])], int(starts[at])))
+        return found
+
     def number(self, row: int, start: int) -> int:
         """The number of the sentence of an article (by its row) that starts at `start`."""
-        numbers = self.of_article(row)
-        starts = self.spans[numbers.start : numbers.stop, 1]
-        found = numbers.start + int(np.searchsorted(starts, starts.dtype.type(start)))
-        if found >= numbers.stop or self.spans[found, 1] != start:
-            raise KeyError((self.article_ids[row], start))
-        return found
+        return int(self.numbers(np.array([row]), np.array([start]))[0])
+
+
+def _keys(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    # (article row, start) as one sortable int64.
+    return rows.astype(np.int64) * (1 << 32) + starts
 
 
 class Chunks(_Rows):
@@ -243,17 +264,19 @@ class Chunks(_Rows):
         for n, chunk in enumerate(chunks):
             if chunk.id != n:
                 raise ValueError(f"chunk {n} is numbered {chunk.id}; chunks are numbered from 0")
-            row = sentences.row(chunk.article_id)
-            first = sentences.number(row, chunk.sentences[0][0]) if chunk.sentences else 0
             spans[n] = (
-                row,
+                sentences.row(chunk.article_id),
                 chunk.section,
                 chunk.paragraph,
                 chunk.start,
                 chunk.end,
-                first,
+                0,
                 len(chunk.sentences),
             )
+        # Each chunk's first sentence, found for all of them in one search.
+        firsts = [c.sentences[0][0] if c.sentences else -1 for c in chunks]
+        held = spans[:, 6] > 0
+        spans[held, 5] = sentences.numbers(spans[held, 0], np.array(firsts)[held])
         return cls(spans, articles, sentences)
 
     def _record(self, number: int) -> Chunk:

@@ -179,13 +179,13 @@ def save_vectors(vectors: Vectors, directory: str | Path, *, name: str = "vector
         np.save(directory / matrix_file, vectors.matrix)
 
 
-def load_vectors(directory: str | Path, *, name: str = "vectors", mmap: bool = True) -> Vectors:
+def load_vectors(directory: str | Path, *, name: str = "vectors", on_disk: bool = True) -> Vectors:
     """Read what `save_vectors` wrote.
 
     Args:
         directory: Where it was saved.
         name: What the files are called.
-        mmap: Leave the float16 rows on disk rather than read them into memory; only the
+        on_disk: Leave the float16 rows on disk rather than read them into memory; only the
             rows re-ranked are then read.
 
     Returns:
@@ -197,4 +197,4 @@ def load_vectors(directory: str | Path, *, name: str = "vectors", mmap: bool = T
     if not isinstance(index, faiss.IndexIVF):
         return Vectors(index)
     matrix = directory / matrix_file
-    return Vectors(index, RowFile(matrix) if mmap else np.load(matrix))
+    return Vectors(index, RowFile(matrix) if on_disk else np.load(matrix))
