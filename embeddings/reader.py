@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 READER_DIR = Path(__file__).parent / "reader"
 WEIGHTS_FILE = "reader.safetensors"
 CONFIG_FILE = "reader.json"
-# Layers below this one keep the embedding model's weights; only the layers above, the
-# segment embeddings and the heads are trained and shipped.
+# Layers below a reader's "frozen_layers" (in its reader.json) keep the embedding model's
+# weights; only the layers above, the segment embeddings and the heads are trained and
+# shipped. Readers trained before the count was recorded froze 3.
 FROZEN_LAYERS = 3
 MAX_TOKENS = 160
 RETRAIN = "python -m eval.train_reader"
@@ -92,12 +93,13 @@ def build_model(base_path: str):
     return CrossReader()
 
 
-def trainable_names(model) -> list[str]:
-    """The parameters training changes: top layers, segment embeddings and the heads."""
+def trainable_names(model, frozen_layers: int = FROZEN_LAYERS) -> list[str]:
+    """The parameters training changes: layers from `frozen_layers` up, segment embeddings
+    and the heads."""
     keep = ("relevance.", "span.", "bert.embeddings.token_type_embeddings.")
     top = tuple(
         f"bert.encoder.layer.{i}."
-        for i in range(FROZEN_LAYERS, model.bert.config.num_hidden_layers)
+        for i in range(frozen_layers, model.bert.config.num_hidden_layers)
     )
     return [name for name, _ in model.named_parameters() if name.startswith(keep + top)]
 
@@ -209,7 +211,7 @@ class Reader:
         transformers_logging.disable_progress_bar()
         model = build_model(base)
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        wanted = set(trainable_names(model))
+        wanted = set(trainable_names(model, int(self.config.get("frozen_layers", FROZEN_LAYERS))))
         if set(state) != wanted:
             raise ReaderLoadError(
                 f"The reader's weights {weights} do not fit the embedding model: they hold"

@@ -49,6 +49,7 @@ class TrainSettings:
     seed: int = 13
     threads: int = 2
     max_steps: int | None = None
+    frozen_layers: int = FROZEN_LAYERS
 
 
 def _span_positions(batch, row: int, answer: tuple[int, int] | None) -> tuple[int, int]:
@@ -116,7 +117,7 @@ def train_reader(
     base = _model_path("all-MiniLM-L6-v2")
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = build_model(base)
-    names = set(trainable_names(model))
+    names = set(trainable_names(model, settings.frozen_layers))
 
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name in names
@@ -134,8 +135,8 @@ def train_reader(
     weight = torch.tensor((len(pairs) - positives) / max(positives, 1))
     print(
         f"training on {len(pairs)} pairs ({positives} answer the question), {total} steps of"
-        f" {settings.batch_size}, {len(names)} tensors trained, layers 0-{FROZEN_LAYERS - 1}"
-        f" frozen, {settings.threads} thread(s)",
+        f" {settings.batch_size}, {len(names)} tensors trained, {settings.frozen_layers}"
+        f" layer(s) frozen, {settings.threads} thread(s)",
         flush=True,
     )
     model.train()
@@ -209,7 +210,7 @@ def train_reader(
     save_file(state, str(weights))
     config = {
         "base": "all-MiniLM-L6-v2",
-        "frozen_layers": FROZEN_LAYERS,
+        "frozen_layers": settings.frozen_layers,
         "max_tokens": MAX_TOKENS,
         "max_span_tokens": 30,
         "dtype": "float16",

@@ -242,6 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--max-steps", type=int, default=None, help="stop early (smoke tests)")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate)
+    parser.add_argument(
+        "--frozen-layers",
+        type=int,
+        default=TrainSettings.frozen_layers,
+        help="keep the embedding model's weights in layers below this one",
+    )
+    parser.add_argument(
+        "--hard", type=int, default=2, help="negatives per question from its own paragraph"
+    )
 
     parser.add_argument("--limit", type=int, default=None, help="use only N questions")
     parser.add_argument("--held-out-limit", type=int, default=600)
@@ -253,13 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         train_questions = rng.sample(train_questions, min(args.limit, len(train_questions)))
     held = random.Random(args.seed).sample(held, min(args.held_out_limit, len(held)))
-    pairs = [p for q in train_questions for p in pairs_for(q, rng)]
+    pairs = [p for q in train_questions for p in pairs_for(q, rng, hard=args.hard)]
     describe = {
         "train_articles": [a["title"] for a in train_articles],
         "held_out_articles": [a["title"] for a in held_articles],
         "train_questions": len(train_questions),
         "train_unanswerable": sum(q.answer_sentence is None for q in train_questions),
         "pairs": len(pairs),
+        "paragraph_negatives": args.hard,
         "sources": [
             "squad2/train-sample-v2.0.json",
             "squad2/dev-half-v2.0.json (first 10 articles)",
@@ -277,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
+        frozen_layers=args.frozen_layers,
     )
     config = train_reader(
         pairs,

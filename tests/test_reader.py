@@ -76,18 +76,37 @@ def test_a_damaged_config_is_named(copy):
         Reader(copy)
 
 
-def test_a_few_training_steps_write_weights_that_load(tmp_path):
-    from embeddings.reader_training import Pair, TrainSettings, train_reader
+def _pairs():
+    from embeddings.reader_training import Pair
 
-    pairs = [
+    return [
         Pair("Who shot him?", "Two gunmen shot him outside his home.", "", 1, (0, 11)),
         Pair("Who shot him?", "He was an expert on armed groups.", "He lived in Baghdad.", 0),
         Pair("When did Iran fire?", "Iran fired missiles on 8 January.", "", 1, (23, 32)),
         Pair("When did Iran fire?", "The bases house US troops.", "", 0),
     ]
+
+
+def test_a_few_training_steps_write_weights_that_load(tmp_path):
+    from embeddings.reader_training import TrainSettings, train_reader
+
     config = train_reader(
-        pairs, tmp_path, TrainSettings(batch_size=2, max_steps=3, threads=1), describe={"n": 4}
+        _pairs(), tmp_path, TrainSettings(batch_size=2, max_steps=3, threads=1), describe={"n": 4}
     )
     assert config["steps"] == 3 and config["data"] == {"n": 4}
     loaded = Reader(tmp_path, threads=1)
     assert len(loaded.read("Who shot him?", ["Two gunmen shot him."])) == 1
+
+
+def test_a_reader_records_the_layers_it_trained_and_loads_only_with_them(tmp_path):
+    from embeddings.reader_training import TrainSettings, train_reader
+
+    settings = TrainSettings(batch_size=2, max_steps=1, threads=1, frozen_layers=5)
+    config = train_reader(_pairs(), tmp_path, settings)
+    assert config["frozen_layers"] == 5
+    loaded = Reader(tmp_path, threads=1, backend="torch")
+    assert 0.0 <= loaded.read("Who shot him?", ["Two gunmen shot him."])[0].probability <= 1.0
+    config["frozen_layers"] = 3
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ReaderLoadError, match=r"do not fit.*train_reader"):
+        Reader(tmp_path, threads=1, backend="torch")
