@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 READER_DIR = Path(__file__).parent / "reader"
 WEIGHTS_FILE = "reader.safetensors"
 CONFIG_FILE = "reader.json"
-# Layers below a reader's "frozen_layers" (in its reader.json) keep the embedding model's
-# weights; only the layers above, the segment embeddings and the heads are trained and
-# shipped. Readers trained before the count was recorded froze 3.
+# Layers below this one keep the embedding model's weights; only the layers above, the
+# segment embeddings and the heads are trained and shipped. This is training's default; a
+# reader's own count is in its reader.json ("frozen_layers").
 FROZEN_LAYERS = 3
 MAX_TOKENS = 160
 RETRAIN = "python -m eval.train_reader"

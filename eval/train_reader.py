@@ -19,6 +19,8 @@ SQUAD_DEV = DATASETS / "squad2" / "dev-half-v2.0.json"
 # The last articles of the dev half are never trained on: the answer selector and the refusal
 # threshold are fitted on them, and the reader's held-out figures are measured there.
 HELD_OUT_ARTICLES = 6
+# Negatives per question from its own paragraph (see `pairs_for`).
+PARAGRAPH_NEGATIVES = 2
 _WORD = re.compile(r"\w+")
 _STOP = set(
     [
@@ -140,7 +142,9 @@ def squad_questions(articles: Iterable[Mapping[str, Any]]) -> list[Question]:
     return questions
 
 
-def pairs_for(question: Question, rng: random.Random, *, hard: int = 2, far: int = 1) -> list:
+def pairs_for(
+    question: Question, rng: random.Random, *, hard: int = PARAGRAPH_NEGATIVES, far: int = 1
+) -> list:
     """Training pairs of one question: its answer sentence, and the hardest non-answers.
 
     Hard negatives are the paragraph's other sentences that share the most words with the
@@ -249,7 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the embedding model's weights in layers below this one",
     )
     parser.add_argument(
-        "--hard", type=int, default=2, help="negatives per question from its own paragraph"
+        "--hard",
+        type=int,
+        default=PARAGRAPH_NEGATIVES,
+        help="negatives per question from its own paragraph",
     )
 
     parser.add_argument("--limit", type=int, default=None, help="use only N questions")

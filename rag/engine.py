@@ -201,10 +201,15 @@ class Engine:
         else:
             articles = list({p.article.id: p.article for p in passages}.values())
         missing = [a for a in articles if a.id not in self._title_vectors]
+        found: dict[str, np.ndarray] = {}
         if missing:
             vectors = self.encoder.encode([a.title for a in missing])
-            self._title_vectors.update(zip((a.id for a in missing), vectors, strict=True))
-        vectors = np.stack([self._title_vectors[a.id] for a in articles])
+            found = dict(zip((a.id for a in missing), vectors, strict=True))
+        # Kept for later questions up to the limit only: past it, they would add every title
+        # they meet, without end.
+        if len(self._title_vectors) < TITLE_LIMIT:
+            self._title_vectors.update(found)
+        vectors = np.stack([found.get(a.id, self._title_vectors.get(a.id)) for a in articles])
         similarity = vectors @ self.retriever.question_vector(question)
         asked = {t for t in terms(question) if t not in _ABOUT_ARTICLES}
         lexicon = self.retriever.lexicon

@@ -311,10 +311,13 @@ class ArticleTable(Mapping[str, Article]):
     a time; their ids, authors and dates are held in memory."""
 
     def __init__(self, path: Path) -> None:
-        schema = pa.ipc.open_file(pa.OSFile(str(path))).schema
-        fields = {name: schema.get_field_index(name) for name in ARTICLE_COLUMNS}
+        # Articles are read a batch at a time by this reader: a batch's ids, authors and dates
+        # are small beside its texts.
+        self._texts = pa.ipc.open_file(pa.OSFile(str(path)))
+        fields = {name: self._texts.schema.get_field_index(name) for name in ARTICLE_COLUMNS}
         if -1 in fields.values():
             raise ValueError(f"{path} lacks some of the columns {', '.join(ARTICLE_COLUMNS)}")
+        self._text_column, self._record_column = fields["text"], fields["record"]
         # Ids, authors and dates are read batch by batch through a map, which touches their
         # pages only (`read_all`, or a file reader, would allocate the whole file).
         facts = pa.ipc.open_file(
@@ -322,10 +325,6 @@ class ArticleTable(Mapping[str, Article]):
             options=pa.ipc.IpcReadOptions(
                 included_fields=[fields["id"], fields["author"], fields["date"]]
             ),
-        )
-        self._texts = pa.ipc.open_file(
-            pa.OSFile(str(path)),
-            options=pa.ipc.IpcReadOptions(included_fields=[fields["text"], fields["record"]]),
         )
         self._lock = threading.Lock()
         self.ids: list[str] = []
@@ -349,8 +348,8 @@ class ArticleTable(Mapping[str, Article]):
         with self._lock:
             found = self._texts.get_batch(batch)
         at = row - int(self._batch_starts[batch])
-        record = json.loads(found.column(1)[at].as_py())
-        return article_from_json({**record, "text": found.column(0)[at].as_py()})
+        record = json.loads(found.column(self._record_column)[at].as_py())
+        return article_from_json({**record, "text": found.column(self._text_column)[at].as_py()})
 
     def __getitem__(self, article_id: str) -> Article:
         return self._read(self.rows[article_id])
