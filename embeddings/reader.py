@@ -196,6 +196,8 @@ class Reader:
         self._tokenizer = load_tokenizer(base, MAX_TOKENS)
         self._sep = self._tokenizer.token_to_id("[SEP]")
         self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
+        # A reader trained with null spans puts the mass of "no short answer here" on [CLS].
+        self.null_span = bool(self.config.get("null_span", False))
         if backend == "onnx":
             from embeddings.onnx import reader_session
 
@@ -297,8 +299,10 @@ class Reader:
             allowed[positions[0] :] = False
         if not allowed.any():
             return None, 0.0
-        s_log = _log_softmax(np.where(inside, start, -1e4))
-        e_log = _log_softmax(np.where(inside, end, -1e4))
+        support = inside.copy()
+        support[0] = self.null_span
+        s_log = _log_softmax(np.where(support, start, -1e4))
+        e_log = _log_softmax(np.where(support, end, -1e4))
         s_log = np.where(allowed, s_log, -1e4)
         e_log = np.where(allowed, e_log, -1e4)
         pair = np.where(band, s_log[:, None] + e_log[None, :], -1e4)

@@ -50,11 +50,14 @@ class TrainSettings:
     threads: int = 2
     max_steps: int | None = None
     frozen_layers: int = FROZEN_LAYERS
+    null_span: bool = False  # a non-answer's span target is [CLS]: the span head learns "none"
 
 
-def _span_positions(batch, row: int, answer: tuple[int, int] | None) -> tuple[int, int]:
+def _span_positions(
+    batch, row: int, answer: tuple[int, int] | None, *, null: bool = False
+) -> tuple[int, int]:
     if answer is None:
-        return -100, -100
+        return (0, 0) if null else (-100, -100)
     offsets = batch["offset_mapping"][row].tolist()
     types = batch["token_type_ids"][row].tolist()
     start = end = -100
@@ -153,7 +156,10 @@ def train_reader(
             [p.sentence for p in chosen],
             [p.context for p in chosen],
         )
-        targets = [_span_positions(batch, row, p.answer) for row, p in enumerate(chosen)]
+        targets = [
+            _span_positions(batch, row, p.answer, null=settings.null_span and not p.label)
+            for row, p in enumerate(chosen)
+        ]
         batch.pop("offset_mapping")
         relevance, start, end = model(**batch)
         labels = torch.tensor([float(p.label) for p in chosen])
@@ -211,6 +217,7 @@ def train_reader(
     config = {
         "base": "all-MiniLM-L6-v2",
         "frozen_layers": settings.frozen_layers,
+        "null_span": settings.null_span,
         "max_tokens": MAX_TOKENS,
         "max_span_tokens": 30,
         "dtype": "float16",

@@ -258,7 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=PARAGRAPH_NEGATIVES,
         help="negatives per question from its own paragraph",
     )
-
+    parser.add_argument(
+        "--null-span",
+        action="store_true",
+        help="train the span head to point at [CLS] for sentences that do not answer",
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only N questions")
     parser.add_argument("--held-out-limit", type=int, default=600)
     args = parser.parse_args(argv)
@@ -295,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
         frozen_layers=args.frozen_layers,
+        null_span=args.null_span,
     )
     config = train_reader(
         pairs,

@@ -110,3 +110,20 @@ def test_a_reader_records_the_layers_it_trained_and_loads_only_with_them(tmp_pat
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ReaderLoadError, match=r"do not fit.*train_reader"):
         Reader(tmp_path, threads=1, backend="torch")
+
+
+def test_a_null_span_reader_is_recorded_and_keeps_mass_for_no_short_answer(tmp_path):
+    from embeddings.reader_training import TrainSettings, train_reader
+
+    settings = TrainSettings(batch_size=2, max_steps=2, threads=1, null_span=True)
+    assert train_reader(_pairs(), tmp_path, settings)["null_span"] is True
+    with_null = Reader(tmp_path, threads=1, backend="torch")
+    config = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
+    config["null_span"] = False
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
+    without = Reader(tmp_path, threads=1, backend="torch")
+    question, sentence = "When did Iran fire?", ["Iran fired missiles on 8 January."]
+    a, b = with_null.read(question, sentence)[0], without.read(question, sentence)[0]
+    # [CLS] shares the span head's softmax: the best span keeps less of it.
+    assert a.probability == pytest.approx(b.probability)
+    assert 0.0 < a.span_probability < b.span_probability
