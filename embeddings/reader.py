@@ -93,7 +93,7 @@ def build_model(base_path: str):
     return CrossReader()
 
 
-def trainable_names(model, frozen_layers: int = FROZEN_LAYERS) -> list[str]:
+def trainable_names(model, frozen_layers: int) -> list[str]:
     """The parameters training changes: layers from `frozen_layers` up, segment embeddings
     and the heads."""
     keep = ("relevance.", "span.", "bert.embeddings.token_type_embeddings.")
