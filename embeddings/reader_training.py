@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from embeddings.encoder import _model_path
+from embeddings.files import model_path, sha256_file
 from embeddings.reader import (
     CONFIG_FILE,
     FROZEN_LAYERS,
@@ -19,7 +19,6 @@ from embeddings.reader import (
     WEIGHTS_FILE,
     build_model,
     encode_pairs,
-    sha256_of,
     trainable_names,
 )
 
@@ -117,7 +116,7 @@ def train_reader(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     rng = random.Random(settings.seed)
-    base = _model_path("all-MiniLM-L6-v2")
+    base = model_path("all-MiniLM-L6-v2")
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = build_model(base)
     names = set(trainable_names(model, settings.frozen_layers))
@@ -226,7 +225,7 @@ def train_reader(
         "train_minutes": round((time.perf_counter() - started) / 60, 1),
         "data": describe or {},
         "held_out": figures,
-        "sha256": sha256_of(weights),
+        "sha256": sha256_file(weights),
     }
     (output / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB)", flush=True)

@@ -96,7 +96,7 @@ def large_collection(directory: Path, *, chunks: int = LARGE_CHUNKS, seed: int =
     Returns:
         The JSON Lines file.
     """
-    from rag.ingest import load_collection
+    from rag.ingest.files import load_collection
     from rag.sentences import split_sentences
 
     rows = [
@@ -128,11 +128,11 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     """The model's limit, the obvious pipeline, `ask()` on the shipped and the large
     collection, and indexing against the model's raw encode."""
     from embeddings import load_encoder
+    from rag.build.indexing import build_index
+    from rag.build.updates import open_index
     from rag.engine import Engine
-    from rag.index import build_index
-    from rag.ingest import load_collection
+    from rag.ingest.files import load_collection
     from rag.settings import Settings
-    from rag.updates import open_index
 
     encoder = load_encoder(runtime=runtime)
     encoder.encode(["warm up"])
@@ -218,8 +218,9 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
 def _without_pieces(built, collection, encoder, questions, asked_big, work, runtime) -> list[Row]:
     # The large collection's index without stored word-piece vectors, as past PIECES_LIMIT
     # chunks: the answer step encodes its candidate sentences at question time.
+    from rag.build.indexing import EmbeddingCache, build_index
     from rag.engine import Engine
-    from rag.index import EmbeddingCache, build_index, save_index
+    from rag.index.store import save_index
     from rag.settings import Settings
 
     lean = build_index(
@@ -260,10 +261,10 @@ def _one_more_article(
 ) -> list[Row]:
     # The large collection's index saved, then one article added and removed as `rag add`
     # and `rag remove` do: only the new article's text should go through the model.
-    from rag.index import save_index
-    from rag.ingest import article_from_record
+    from rag.build.updates import add_articles, remove_articles
+    from rag.index.store import save_index
+    from rag.ingest.articles import article_from_record
     from rag.settings import Settings
-    from rag.updates import add_articles, remove_articles
 
     directory = work / "large-index"
     save_index(built, directory)

@@ -69,7 +69,7 @@ def pages() -> dict[str, str]:
 
 
 def _trafilatura(html: str) -> tuple[str, dict[str, str]]:
-    from rag.pages import read_html
+    from rag.ingest.pages import read_html
 
     articles = read_html(html.encode(), "page", [])
     if not articles:

@@ -45,7 +45,7 @@ CHILD_SECONDS = 3600
 
 def as_articles(records: list[dict]) -> list:
     """Articles from JSON records (as `eval.squad.convert` makes them), unreadable ones left out."""
-    from rag.ingest import article_from_record
+    from rag.ingest.articles import article_from_record
 
     out = []
     for record in records:
@@ -70,7 +70,7 @@ def xquad() -> tuple[list, list[dict]]:
 def pool() -> list[str]:
     """The real sentences distractors are made of."""
     from eval.squad import convert
-    from rag.ingest import load_collection
+    from rag.ingest.files import load_collection
     from rag.sentences import split_sentences
 
     articles, _ = convert(json.loads(TRAIN_SAMPLE.read_text(encoding="utf-8")))
@@ -95,7 +95,8 @@ def _distractors(sentences: list[str], start: int, rng: random.Random) -> list[d
 def embed_once(work: Path) -> Path:
     """Embed XQuAD's chunks and sentences and the pool's sentences; saved for every size."""
     from embeddings import load_encoder
-    from rag.chunking import ChunkSettings, chunk_articles
+    from rag.build.chunking import chunk_articles
+    from rag.settings import ChunkSettings
 
     encoder = load_encoder()
     articles, _ = xquad()
@@ -141,9 +142,11 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
         search against exact search for the questions.
     """
     from embeddings import load_encoder
-    from rag.chunking import ChunkSettings, chunk_articles
-    from rag.index import assemble_index, save_index, sentence_refs
-    from rag.vectors import EXACT_LIMIT, build_vectors
+    from rag.build.chunking import chunk_articles
+    from rag.build.indexing import assemble_index, sentence_refs
+    from rag.index.store import save_index
+    from rag.index.vectors import EXACT_LIMIT, build_vectors
+    from rag.settings import ChunkSettings
 
     saved = np.load(embedded, allow_pickle=True)
     known_chunks = dict(zip(saved["chunk_texts"], saved["chunk_vectors"], strict=True))
@@ -233,7 +236,7 @@ def serve(directory: Path) -> dict:
     from eval.harness import run_question
     from eval.metrics import percentile, score_question
     from rag.engine import Engine
-    from rag.index import load_index
+    from rag.index.store import load_index
 
     started = time.perf_counter()
     engine = Engine(load_index(directory), load_encoder())

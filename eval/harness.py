@@ -15,8 +15,8 @@ from typing import Any
 from eval.metrics import check_thresholds, score_question, summarize
 from eval.report import render_html
 from rag.engine import Engine
-from rag.retrieval import METHODS
-from rag.settings import ANSWERERS
+from rag.service import open_engine
+from rag.settings import ANSWERERS, METHODS
 
 HERE = Path(__file__).parent
 DEFAULT_QA = HERE / "qa.jsonl"
@@ -185,7 +185,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if thresholds_path is None and qa_path.resolve() == DEFAULT_QA.resolve() and not args.paths:
         thresholds_path = DEFAULT_THRESHOLDS
     settings = _settings(args)
-    engine = Engine.open(settings)
+    engine = open_engine(settings)
     for warning in engine.skipped:
         print(f"rag: warning: {warning}", file=sys.stderr)
     methods = list(METHODS) if args.retriever == "all" else [args.retriever or settings.retriever]

@@ -33,7 +33,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.vectors import EXACT_LIMIT, FILES, build_vectors, load_vectors, save_vectors
+from rag.index.vectors import EXACT_LIMIT, FILES, build_vectors, load_vectors, save_vectors
 
 DIMENSION = 384
 # A generated vector keeps cosine ~0.8 with its seed, so two from one seed meet at ~0.64: the
@@ -111,7 +111,8 @@ def generate_from_questions(workdir: Path, rows: int, queries: int, seed: int) -
     from embeddings import load_encoder
     from eval.distractors import TRAIN_SAMPLE, as_articles, pool
     from eval.squad import convert
-    from rag.chunking import ChunkSettings, chunk_articles
+    from rag.build.chunking import chunk_articles
+    from rag.settings import ChunkSettings
 
     encoder = load_encoder()
     squad = json.loads(TRAIN_SAMPLE.read_text(encoding="utf-8"))

@@ -2,7 +2,7 @@
 
 `python -m eval.train_selector` runs the product's retrieval and sentence features over the
 articles the reader never trained on (see `eval.train_reader.HELD_OUT_ARTICLES`), reads the
-best candidates with the reader, and fits two logistic models (`rag.selection`). Every
+best candidates with the reader, and fits two logistic models (`rag.answer.selection`). Every
 choice (how many candidates to read, the threshold, where spans come from, whether the hand
 checks still refuse) is made on cross-validated predictions over these articles, grouped by
 article, never on a set that is reported.
@@ -24,8 +24,8 @@ import numpy as np
 from eval.metrics import normalize_text, span_f1
 from eval.squad import convert, write_jsonl
 from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
-from rag.answering import THRESHOLD as RULES_THRESHOLD
-from rag.answering import (
+from rag.answer.compose import THRESHOLD as RULES_THRESHOLD
+from rag.answer.compose import (
     Scored,
     question_features,
     rank_by_cosine,
@@ -34,9 +34,8 @@ from rag.answering import (
     reader_rows,
     select,
 )
-from rag.engine import Engine
-from rag.questions import Query, analyse
-from rag.selection import (
+from rag.answer.question import Query, analyse
+from rag.answer.selection import (
     CHEAP_FEATURES,
     READER_FEATURES,
     REFUSAL_FEATURES,
@@ -44,8 +43,9 @@ from rag.selection import (
     Logistic,
     Selector,
 )
+from rag.build.updates import open_index
+from rag.engine import Engine
 from rag.settings import Settings
-from rag.updates import open_index
 
 MAX_CANDIDATES = 12
 CANDIDATE_CHOICES = (4, 6, 8, 10, 12)
@@ -421,8 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rng = random.Random(args.seed)
         qas = rng.sample(qas, min(args.limit, len(qas)))
         removed = rng.sample(removed, min(args.limit // 4, len(removed)))
-    from embeddings import load_encoder
-    from embeddings.reader import load_reader
+    from embeddings import load_encoder, load_reader
 
     encoder = load_encoder()
     reader = load_reader(str(args.reader) if args.reader else None)

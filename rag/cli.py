@@ -10,15 +10,13 @@ import sys
 from pathlib import Path
 
 from embeddings import RUNTIMES
-from rag.chunking import ChunkSettings
+from rag.answer.question import MAX_TOP_K
+from rag.build.updates import Update
 from rag.errors import CollectionError, RagError
-from rag.ingest import DEFAULT_COLLECTION
-from rag.questions import MAX_TOP_K
-from rag.retrieval import METHODS
 from rag.serialize import newest_first, source_label, source_numbers
-from rag.settings import ANSWERERS, INDEX_ENV, Settings
+from rag.service import open_engine
+from rag.settings import ANSWERERS, DEFAULT_COLLECTION, INDEX_ENV, METHODS, ChunkSettings, Settings
 from rag.types import Answer
-from rag.updates import Update
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
@@ -196,7 +194,7 @@ def _update(settings: Settings, change) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.updates import index_in_batch, open_index
+    from rag.build.updates import index_in_batch, open_index
 
     settings = _settings(args, rebuild="always" if args.rebuild else "auto")
     if args.ray or args.snapshot or args.milvus:
@@ -213,8 +211,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from rag.pipeline import build_snapshot
-    from rag.updates import current_collection
+    from rag.build.pipeline import build_snapshot
+    from rag.build.updates import current_collection
 
     settings = _settings(args)
     collection = current_collection(settings)
@@ -240,7 +238,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from rag.updates import add_articles, read_sources
+    from rag.build.updates import add_articles, read_sources
 
     settings = _settings(args)
     articles, warnings = read_sources(args.sources)
@@ -257,7 +255,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from rag.updates import remove_articles
+    from rag.build.updates import remove_articles
 
     settings = _settings(args)
     return _update(
@@ -266,7 +264,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rag.index import load_index
+    from rag.index.store import load_index
 
     index = load_index(_settings(args).index_path)
     for article in newest_first(index.articles.values()):
@@ -276,12 +274,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.engine import Engine
-    from rag.questions import check_question
+    from rag.answer.question import check_question
     from rag.serialize import answer_to_dict
 
     check_question(args.question)
-    engine = Engine.open(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
+    engine = open_engine(_settings(args, rebuild="never" if args.no_rebuild else "auto"))
     if engine.skipped:
         print(
             f"rag: note: {len(engine.skipped)} files or records of the collection were skipped;"

@@ -11,7 +11,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from rag.answering import (
+from embeddings import ModelLoadError, load_reader
+from rag.answer.compose import (
     Reply,
     Scored,
     byline_reply,
@@ -21,15 +22,15 @@ from rag.answering import (
     score_sentences,
     select,
 )
-from rag.index import Index, SentenceTable, content_tokens
-from rag.questions import Query, analyse
-from rag.retrieval import Method, Retriever
-from rag.selection import Selector, load_selector
-from rag.settings import ANSWERERS, Settings
-from rag.store import bylines
+from rag.answer.question import Query, analyse
+from rag.answer.selection import Selector, load_selector
+from rag.errors import ModelError
+from rag.index.store import Index, SentenceTable, content_tokens
+from rag.index.tables import bylines
+from rag.search.retrieval import Retriever
+from rag.settings import ANSWERERS, Method
 from rag.text import terms
 from rag.types import Answer, Article, Passage, Timings
-from rag.updates import open_index
 
 log = logging.getLogger(__name__)
 CANDIDATE_PASSAGES = 8
@@ -44,7 +45,7 @@ _ABOUT_ARTICLES = set(
 
 class SentencePieces:
     """The content word-piece vectors of sentences, for late interaction: the index's own, or,
-    for an index that does not store them (past `rag.index.PIECES_LIMIT` chunks), encoded
+    for an index that does not store them (past `rag.index.store.PIECES_LIMIT` chunks), encoded
     when asked for, in one batch, the most recent few thousand kept."""
 
     # Small batches of sentences of like length: one long sentence does not pad 60 short ones
@@ -95,6 +96,7 @@ class Engine:
         selector: Selector | None = None,
         runtime: str = "onnx",
         milvus: str | None = None,
+        skipped: tuple[str, ...] = (),
     ) -> None:
         _check_answerer(answerer)
         self.runtime = runtime
@@ -105,7 +107,7 @@ class Engine:
         self.milvus = milvus
         backend = None
         if milvus is not None:
-            from rag.milvus import MilvusBackend
+            from rag.search.milvus import MilvusBackend
 
             backend = MilvusBackend(milvus, index)
         self.retriever = Retriever(index, encoder, backend=backend)
@@ -115,16 +117,25 @@ class Engine:
         self._selector = selector
         self._title_vectors: dict[str, np.ndarray] = {}
         # What of the collection could not be read when the engine was opened.
-        self.skipped: tuple[str, ...] = ()
+        self.skipped = skipped
 
     @property
     def reader(self):
-        """The reader model, loaded on first use (`embeddings.load_reader`)."""
-        if self._reader is None:
-            from embeddings.reader import load_reader
+        """The reader model, loaded on first use (`embeddings.load_reader`).
 
-            self._reader = load_reader(backend=self.runtime)
+        Raises:
+            ModelError: Its weights are missing or altered, or its export failed.
+        """
+        if self._reader is None:
+            try:
+                self._reader = load_reader(backend=self.runtime)
+            except ModelLoadError as e:
+                raise ModelError(str(e)) from e
         return self._reader
+
+    def load_models(self) -> None:
+        """Load the reader and the selector now rather than at the first question."""
+        self.reader, self.selector  # noqa: B018
 
     @property
     def selector(self) -> Selector:
@@ -152,35 +163,6 @@ class Engine:
             runtime=self.runtime,
             milvus=self.milvus,
         )
-
-    @classmethod
-    def open(cls, settings: Settings, encoder=None) -> Engine:
-        """Open the index the settings name, building it if needed.
-
-        Args:
-            settings: See `Settings`.
-            encoder: An embedding model; the settings' model is loaded when None.
-
-        Returns:
-            A ready engine.
-        """
-        if encoder is None:
-            from embeddings import load_encoder
-
-            encoder = load_encoder(settings.model, runtime=settings.runtime)
-        index, update = open_index(settings, encoder)
-        engine = cls(
-            index,
-            encoder,
-            method=settings.retriever,
-            answerer=settings.answerer,  # type: ignore[arg-type]
-            runtime=settings.runtime,
-            milvus=settings.milvus,
-        )
-        engine.skipped = update.skipped
-        if settings.answerer == "reader":
-            engine.reader, engine.selector  # noqa: B018 - fail now, not at the first question
-        return engine
 
     def article_named(self, question: str, passages: list[Passage]) -> Article:
         """The article a question about an article (its author, its date) refers to.
@@ -375,29 +357,3 @@ class Engine:
 def _check_answerer(answerer: str) -> None:
     if answerer not in ANSWERERS:
         raise ValueError(f"Unknown answerer {answerer!r}: use one of {', '.join(ANSWERERS)}.")
-
-
-def ask(question: str, *, engine: Engine | None = None, **options) -> Answer:
-    """Ask a question of the default collection (or of a given engine).
-
-    Args:
-        question: The question.
-        engine: An open engine; the default collection's is opened (once) when None.
-        **options: Passed to `Engine.ask` (top_k, date_from, date_to, author, method).
-
-    Returns:
-        The answer.
-    """
-    return (engine or _default_engine()).ask(question, **options)
-
-
-_DEFAULT: list[Engine] = []
-
-
-def _default_engine() -> Engine:
-    if not _DEFAULT:
-        _DEFAULT.append(Engine.open(Settings()))
-    return _DEFAULT[0]
-
-
-__all__ = ["Engine", "ask"]

@@ -43,3 +43,7 @@ class ClusterError(RagError):
 
 class MilvusError(RagError):
     """pymilvus is missing, the server cannot be reached, or it lacks the collection."""
+
+
+class ModelError(RagError):
+    """The embedding model or the reader cannot be loaded (missing, altered, or not exported)."""

@@ -6,15 +6,35 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
-from rag.chunking import ChunkSettings
-from rag.ingest import DEFAULT_COLLECTION
+from embeddings import DEFAULT_MODEL, RUNTIMES, Runtime
 
 INDEX_ENV = "RAG_INDEX_DIR"
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# How answer sentences are chosen: the learned selector with the reader, the hand-weighted
-# features of earlier versions, or cosine similarity alone (the two baselines).
-ANSWERERS = ("reader", "rules", "cosine")
+DEFAULT_COLLECTION = Path(__file__).parent / "data" / "articles.txt"
+
+# How passages are found: embeddings (FAISS), BM25, or both fused by reciprocal rank.
+Method = Literal["dense", "bm25", "hybrid"]
+# How answer sentences are chosen: the learned selector with the reader, or one of the two
+# baselines, the hand-weighted features of earlier versions and cosine similarity alone.
+Answerer = Literal["reader", "rules", "cosine"]
+# When the index is built: when the collection or settings changed, every time, or never
+# (a missing or stale index is then an error).
+Rebuild = Literal["auto", "always", "never"]
+
+METHODS: tuple[Method, ...] = get_args(Method)
+ANSWERERS: tuple[Answerer, ...] = get_args(Answerer)
+REBUILDS: tuple[Rebuild, ...] = get_args(Rebuild)
+
+__all__ = ["DEFAULT_MODEL", "RUNTIMES", "Runtime"]  # re-exported: one definition, in embeddings
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How articles are cut: the token budget of a chunk and the sentences shared by neighbours."""
+
+    max_tokens: int = 256
+    overlap_sentences: int = 1
 
 
 def default_index_dir(collection: tuple[Path, ...]) -> Path:
@@ -29,6 +49,11 @@ def default_index_dir(collection: tuple[Path, ...]) -> Path:
     return cache / f"{collection[0].stem}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"Unknown {what} {value!r}: use one of {', '.join(allowed)}.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the collection and its index are, and how to build and search it."""
@@ -37,12 +62,18 @@ class Settings:
     index_dir: Path | None = None
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
-    retriever: str = "hybrid"
-    answerer: str = "reader"
-    rebuild: str = "auto"
-    runtime: str = "onnx"
+    retriever: Method = "hybrid"
+    answerer: Answerer = "reader"
+    rebuild: Rebuild = "auto"
+    runtime: Runtime = "onnx"
     # A Milvus server (http://HOST:PORT) that searches the chunks; None: FAISS and BM25 here.
     milvus: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.retriever, METHODS, "retrieval method")
+        _check(self.answerer, ANSWERERS, "answerer")
+        _check(self.rebuild, REBUILDS, "rebuild setting")
+        _check(self.runtime, RUNTIMES, "runtime")
 
     @property
     def index_path(self) -> Path:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.ingest import DEFAULT_COLLECTION
+from rag.service import open_engine
+from rag.settings import DEFAULT_COLLECTION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,8 +84,7 @@ def index_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def engine(real_encoder, index_dir):
     """The real pipeline on the shipped collection, built once per test session."""
-    from rag.engine import Engine
     from rag.settings import Settings
 
     settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=index_dir)
-    return Engine.open(settings, real_encoder)
+    return open_engine(settings, real_encoder)

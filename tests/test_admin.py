@@ -18,7 +18,7 @@ import web.app
 from eval.benchmark import load, serving
 from eval.harness import DEFAULT_QA, load_qa
 from rag.engine import Engine
-from rag.index import load_index
+from rag.index.store import load_index
 from rag.settings import Settings
 from tests.test_pages import BOILERPLATE, PAGE
 from web.app import create_app

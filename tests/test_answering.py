@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from rag.answering import Scored, select
-from rag.chunking import ChunkSettings
-from rag.index import SentenceTable, build_index
-from rag.ingest import Collection, build_article
+from rag.answer.compose import Scored, select
+from rag.build.indexing import build_index
+from rag.index.store import SentenceTable
+from rag.ingest.articles import Collection, build_article
+from rag.settings import ChunkSettings
 
 
 def _index(fake_encoder, *articles):
@@ -93,8 +94,8 @@ def test_another_articles_different_answer_is_kept(fake_encoder):
 def test_byline_of_a_json_lines_article_is_quoted(tmp_path, fake_encoder):
     import datetime as dt
 
-    from rag.answering import byline_reply
-    from rag.ingest import load_collection
+    from rag.answer.compose import byline_reply
+    from rag.ingest.files import load_collection
 
     (tmp_path / "a.jsonl").write_text(
         '{"title": "Bakery prize", "text": "A bakery won.", "author": "Ada Quill",'

@@ -9,8 +9,8 @@ import pytest
 from eval.harness import DEFAULT_QA, load_qa
 from rag.cli import main as rag_main
 from rag.errors import QuestionError
-from rag.index import load_index
-from rag.retrieval import Retriever
+from rag.index.store import load_index
+from rag.search.retrieval import Retriever
 from rag.text import squash
 
 HASHIMI = "Iraq’s leading expert on paramilitary groups assassinated in Baghdad"
@@ -241,10 +241,10 @@ def test_every_answerer_quotes_and_refuses_off_topic_questions(engine, answerer)
 
 
 def test_pieces_encoded_at_question_time_give_the_stored_answers(engine):
-    from rag.chunking import ChunkSettings
+    from rag.build.indexing import EmbeddingCache, build_index
     from rag.engine import Engine
-    from rag.index import EmbeddingCache, build_index
-    from rag.ingest import DEFAULT_COLLECTION, load_collection
+    from rag.ingest.files import load_collection
+    from rag.settings import DEFAULT_COLLECTION, ChunkSettings
 
     # The same index without stored word-piece vectors (as past PIECES_LIMIT chunks), from
     # the same vectors: only the late-interaction feature is computed another way.

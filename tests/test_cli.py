@@ -73,9 +73,9 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(engine, ind
 
 
 def test_the_update_summary_names_what_changed_was_skipped_and_is_left_out(tmp_path):
+    from rag.build.duplicates import Duplicate
+    from rag.build.updates import Update
     from rag.cli import format_update
-    from rag.duplicates import Duplicate
-    from rag.updates import Update
 
     update = Update(
         directory=tmp_path,

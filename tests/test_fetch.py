@@ -10,8 +10,8 @@ import pytest
 
 from rag.cli import main
 from rag.errors import FetchError
-from rag.fetch import MAX_REDIRECTS, fetch, is_url
-from rag.index import load_index
+from rag.index.store import load_index
+from rag.ingest.fetch import MAX_REDIRECTS, fetch, is_url
 from tests.test_pages import BOILERPLATE, PAGE, RSS
 
 

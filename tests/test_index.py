@@ -9,14 +9,15 @@ import faiss
 import numpy as np
 import pytest
 
-from rag.chunking import ChunkSettings, chunk_articles
+from rag.build.chunking import chunk_articles
+from rag.build.indexing import build_index
+from rag.build.updates import open_index
 from rag.errors import IndexCorruptError, IndexStaleError
-from rag.index import build_index, load_index, save_index
-from rag.ingest import DEFAULT_COLLECTION, load_collection
-from rag.retrieval import Retriever
-from rag.settings import Settings
-from rag.store import RowFile
-from rag.updates import open_index
+from rag.index.store import load_index, save_index
+from rag.index.tables import RowFile
+from rag.ingest.files import load_collection
+from rag.search.retrieval import Retriever
+from rag.settings import DEFAULT_COLLECTION, ChunkSettings, Settings
 from tests.conftest import FakeEncoder
 
 
@@ -172,8 +173,8 @@ def test_a_second_indexer_waits_then_refuses_and_a_killed_one_frees_the_lock(tmp
     import subprocess
     import sys
 
+    from rag.build.indexing import build_lock
     from rag.errors import IndexBusyError
-    from rag.index import build_lock
 
     holder = subprocess.Popen(
         [
@@ -181,7 +182,7 @@ def test_a_second_indexer_waits_then_refuses_and_a_killed_one_frees_the_lock(tmp
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from rag.index import build_lock\n"
+            "from rag.build.indexing import build_lock\n"
             f"with build_lock(Path({str(tmp_path)!r})):\n"
             "    print('held', flush=True)\n"
             "    time.sleep(60)\n",
@@ -274,14 +275,14 @@ def test_an_index_without_piece_vectors_saves_loads_and_is_checked(tmp_path, fak
 
 def _approximate(index):
     """The same index with its chunk vectors in an IVF index, as past `EXACT_LIMIT` chunks."""
-    from rag.vectors import build_vectors
+    from rag.index.vectors import build_vectors
 
     rows = index.chunk_vectors.reconstruct(np.arange(len(index.chunks)))
     return dataclasses.replace(index, chunk_vectors=build_vectors(rows, exact_limit=0))
 
 
 def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_path):
-    from rag.vectors import Vectors
+    from rag.index.vectors import Vectors
 
     exact = build_index(load_collection(), FakeEncoder(), ChunkSettings())
     approximate = _approximate(exact)

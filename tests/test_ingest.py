@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rag.errors import CollectionError
-from rag.ingest import load_collection
+from rag.ingest.files import load_collection
 from rag.text import squash
 
 TITLES = [
@@ -165,7 +165,7 @@ def test_fingerprint_follows_content(tmp_path):
     ],
 )
 def test_common_date_formats_are_read(written):
-    from rag.ingest import parse_date
+    from rag.ingest.articles import parse_date
 
     assert parse_date(written) == dt.date(2022, 11, 9)
 
@@ -183,7 +183,7 @@ def test_unreadable_dates_are_left_out_with_one_warning_per_file(tmp_path):
 
 
 def test_hostile_files_are_skipped_and_named_and_the_rest_is_read(tmp_path):
-    from rag.ingest import MAX_FILE_BYTES
+    from rag.ingest.files import MAX_FILE_BYTES
 
     folder = tmp_path / "articles"
     folder.mkdir()

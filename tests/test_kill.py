@@ -14,7 +14,7 @@ import pytest
 
 from eval.harness import DEFAULT_QA, load_qa
 from rag.engine import Engine
-from rag.index import load_index
+from rag.index.store import load_index
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.model

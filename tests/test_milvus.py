@@ -11,11 +11,10 @@ import pytest
 
 from eval.cluster import free_port
 from eval.harness import DEFAULT_QA, evaluate, load_qa
+from rag.build.updates import index_in_batch
 from rag.engine import Engine
 from rag.errors import MilvusError, RagError
-from rag.ingest import DEFAULT_COLLECTION
-from rag.settings import Settings
-from rag.updates import index_in_batch
+from rag.settings import DEFAULT_COLLECTION, Settings
 
 pytestmark = [pytest.mark.model, pytest.mark.milvus]
 

@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from embeddings.onnx import ENCODER_FILE, MANIFEST_FILE, ExportError, _checked, ensure_export
+from embeddings import load_reader
+from embeddings.errors import ExportError
+from embeddings.onnx import ENCODER_FILE, MANIFEST_FILE, _checked, ensure_export
 from embeddings.reader import READER_DIR, Reader
 from eval.harness import DEFAULT_QA, load_qa
 from tests.conftest import ROOT
@@ -48,7 +50,7 @@ def test_onnx_vectors_match_sentence_transformers(real_encoder, torch_encoder):
 
 
 def test_onnx_reader_reads_as_the_torch_one():
-    onnx, torch = Reader(READER_DIR), Reader(READER_DIR, backend="torch", threads=1)
+    onnx, torch = load_reader(), Reader(READER_DIR, backend="torch", threads=1)
     question = "Who killed Hisham al-Hashimi?"
     sentences = [TEXTS[0], TEXTS[3], TEXTS[2]]
     contexts = ["", TEXTS[0], TEXTS[2]]
@@ -63,10 +65,10 @@ def test_onnx_reader_reads_as_the_torch_one():
 
 
 def test_eval_answers_are_the_same_in_both_runtimes(engine, index_dir):
-    from rag.engine import Engine
+    from rag.service import open_engine
     from rag.settings import Settings
 
-    torch_engine = Engine.open(Settings(index_dir=index_dir, runtime="torch"))
+    torch_engine = open_engine(Settings(index_dir=index_dir, runtime="torch"))
     for qa in load_qa(DEFAULT_QA):
         a, b = engine.ask(qa["question"]), torch_engine.ask(qa["question"])
         assert a.answered == b.answered, qa["question"]

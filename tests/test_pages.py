@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from rag.ingest import load_collection
+from rag.ingest.files import load_collection
+from rag.service import open_engine
 
 BOILERPLATE = [
     "Subscribe now",
@@ -135,15 +136,13 @@ def test_pages_and_feeds_without_articles_are_skipped_and_named(tmp_path):
 def test_a_page_added_to_the_shipped_articles_is_answered_without_boilerplate(
     folder, tmp_path, real_encoder
 ):
-    from rag.engine import Engine
-    from rag.ingest import DEFAULT_COLLECTION
-    from rag.settings import Settings
+    from rag.settings import DEFAULT_COLLECTION, Settings
 
     settings = Settings(
         collection=(DEFAULT_COLLECTION, folder / "page.html", folder / "wire.rss"),
         index_dir=tmp_path / "index",
     )
-    engine = Engine.open(settings, real_encoder)
+    engine = open_engine(settings, real_encoder)
     answer = engine.ask("What struck Erbil airport on Monday night?")
     assert answer.answered and "rockets" in answer.sentences[0].text
     cited = answer.sentences[0].citations[0]

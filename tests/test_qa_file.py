@@ -8,7 +8,7 @@ import pytest
 
 from eval.harness import DEFAULT_QA, load_qa
 from eval.metrics import normalize_title
-from rag.ingest import load_collection
+from rag.ingest.files import load_collection
 
 KINDS = {
     "factoid",

@@ -11,12 +11,13 @@ import pytest
 
 from eval.cluster import LOOPBACK, local_cluster
 from eval.harness import DEFAULT_QA, load_qa
-from rag.chunking import ChunkSettings
+from rag.build.indexing import index_from_snapshot
+from rag.build.pipeline import build_snapshot
+from rag.build.snapshot import read_snapshot
 from rag.engine import Engine
-from rag.index import index_from_snapshot, load_index
-from rag.ingest import DEFAULT_COLLECTION, load_collection
-from rag.pipeline import build_snapshot
-from rag.snapshot import read_snapshot
+from rag.index.store import load_index
+from rag.ingest.files import load_collection
+from rag.settings import DEFAULT_COLLECTION, ChunkSettings
 
 pytestmark = [pytest.mark.model, pytest.mark.ray]
 

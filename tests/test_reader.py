@@ -7,14 +7,17 @@ import shutil
 
 import pytest
 
-from embeddings.reader import CONFIG_FILE, READER_DIR, WEIGHTS_FILE, Reader, ReaderLoadError
+from embeddings import load_reader
+from embeddings.errors import ReaderLoadError
+from embeddings.files import sha256_file
+from embeddings.reader import CONFIG_FILE, READER_DIR, WEIGHTS_FILE, Reader
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def reader() -> Reader:
-    return Reader(READER_DIR, threads=1)
+    return load_reader()
 
 
 @pytest.fixture
@@ -27,9 +30,8 @@ def copy(tmp_path):
 def test_shipped_weights_match_their_hash_and_stay_small():
     weights = READER_DIR / WEIGHTS_FILE
     config = json.loads((READER_DIR / CONFIG_FILE).read_text(encoding="utf-8"))
-    from embeddings.reader import sha256_of
 
-    assert sha256_of(weights) == config["sha256"]
+    assert sha256_file(weights) == config["sha256"]
     assert weights.stat().st_size <= 25_000_000
     assert (READER_DIR / "MODEL_CARD.md").read_text(encoding="utf-8").count("CC BY-SA 4.0") >= 1
 
@@ -94,7 +96,7 @@ def test_a_few_training_steps_write_weights_that_load(tmp_path):
         _pairs(), tmp_path, TrainSettings(batch_size=2, max_steps=3, threads=1), describe={"n": 4}
     )
     assert config["steps"] == 3 and config["data"] == {"n": 4}
-    loaded = Reader(tmp_path, threads=1)
+    loaded = load_reader(str(tmp_path))
     assert len(loaded.read("Who shot him?", ["Two gunmen shot him."])) == 1
 
 

@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 
 from embeddings.reader import Reading
-from rag.answering import Scored, rank_by_cosine, rank_with_reader
-from rag.chunking import ChunkSettings
-from rag.index import SentenceTable, build_index
-from rag.ingest import Collection, build_article
-from rag.questions import analyse
-from rag.selection import (
+from rag.answer.compose import Scored, rank_by_cosine, rank_with_reader
+from rag.answer.question import analyse
+from rag.answer.selection import (
     Logistic,
     Selector,
     SelectorLoadError,
     load_selector,
     log_odds,
 )
+from rag.build.indexing import build_index
+from rag.index.store import SentenceTable
+from rag.ingest.articles import Collection, build_article
+from rag.settings import ChunkSettings
 
 
 def test_logistic_standardises_then_weighs():
@@ -117,8 +118,8 @@ def test_selector_round_trips_through_json(tmp_path):
 
 
 def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
-    from rag.answering import question_features
-    from rag.selection import REFUSAL_FEATURES
+    from rag.answer.compose import question_features
+    from rag.answer.selection import REFUSAL_FEATURES
 
     article = build_article(title="A", paragraphs=["One here. Two there."], source="test")
     index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
@@ -135,7 +136,7 @@ def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
 
 
 def test_a_refusal_model_round_trips_through_json(tmp_path):
-    from rag.selection import REFUSAL_FEATURES
+    from rag.answer.selection import REFUSAL_FEATURES
 
     n = len(REFUSAL_FEATURES)
     refusal = Logistic(REFUSAL_FEATURES, (0.0,) * n, (1.0,) * n, (1.0,) + (0.0,) * (n - 1), 0.0)

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import ChunkSettings
+from rag.build.indexing import build_index, index_from_snapshot
+from rag.build.pipeline import build_snapshot, shard_size
+from rag.build.snapshot import milvus_terms, read_snapshot
+from rag.build.updates import index_in_batch
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from rag.index import build_index, index_from_snapshot, load_index
-from rag.ingest import DEFAULT_COLLECTION, Collection, load_collection
-from rag.pipeline import build_snapshot, shard_size
-from rag.retrieval import Retriever
-from rag.settings import Settings
-from rag.snapshot import milvus_terms, read_snapshot
-from rag.updates import index_in_batch
+from rag.index.store import load_index
+from rag.ingest.articles import Collection
+from rag.ingest.files import load_collection
+from rag.search.retrieval import Retriever
+from rag.settings import DEFAULT_COLLECTION, ChunkSettings, Settings
 from tests.conftest import FakeEncoder
 
 QUESTIONS = ["Who killed Soleimani?", "Which port reopened?", "What did the parliament vote?"]

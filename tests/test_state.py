@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from rag.build.updates import add_articles, open_index
 from rag.engine import Engine
 from rag.settings import Settings
-from rag.updates import add_articles, open_index
 from tests.conftest import FakeEncoder
 from tests.test_updates import BASE, _articles, _record
 from web.schemas import AskOptions

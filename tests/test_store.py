@@ -8,11 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rag.chunking import ChunkSettings
-from rag.index import build_index, load_index, save_index
-from rag.ingest import load_collection
-from rag.lexicon import Lexicon
-from rag.store import (
+from rag.build.indexing import build_index
+from rag.index.lexicon import Lexicon
+from rag.index.store import load_index, save_index
+from rag.index.tables import (
     ArticleTable,
     Chunks,
     RowFile,
@@ -22,6 +21,8 @@ from rag.store import (
     read_articles,
     write_articles,
 )
+from rag.ingest.files import load_collection
+from rag.settings import ChunkSettings
 from rag.text import terms
 from rag.types import Article, Chunk, Section
 
@@ -105,7 +106,7 @@ def test_a_row_file_reads_the_rows_asked_for(tmp_path, monkeypatch):
     assert rows[picked].tolist() == matrix[picked].tolist()
     assert rows[5:9].tolist() == matrix[5:9].tolist() and rows[::4].tolist() == matrix[::4].tolist()
     assert np.asarray(rows).tolist() == matrix.tolist()
-    monkeypatch.setattr("rag.store.READ_BYTES", 7)  # reads longer than one call returns
+    monkeypatch.setattr("rag.index.tables.READ_BYTES", 7)  # reads longer than one call returns
     assert rows[2:9].tolist() == matrix[2:9].tolist()
     with pytest.raises(IndexError):
         rows[[1, 20]]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import QuestionError
-from rag.feed import split_caption
-from rag.questions import (
+from rag.answer.question import (
     answer_detail,
     check_question,
     event_asked,
     names_asked,
     question_kind,
 )
-from rag.sentences import split_sentences
-from rag.spans import (
+from rag.errors import QuestionError
+from rag.ingest.feed import split_caption
+from rag.patterns import (
     acronym_of,
     candidates,
     cause_strength,
@@ -24,6 +23,7 @@ from rag.spans import (
     names_near,
     place_names,
 )
+from rag.sentences import split_sentences
 from rag.text import normalize, slugify, term_groups, terms
 
 
@@ -200,7 +200,7 @@ def test_acronyms():
 
 
 def test_close_spellings_are_found_but_other_words_are_not():
-    from rag.lexicon import Lexicon
+    from rag.index.lexicon import Lexicon
 
     lexicon = Lexicon(
         ["Kita’ib Hezbollah fighters", "Qasem Soleimani was killed", "Popular forces"]

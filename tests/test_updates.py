@@ -12,12 +12,14 @@ import time
 import numpy as np
 import pytest
 
+from rag.build.indexing import build_lock
+from rag.build.updates import add_articles, current_collection, open_index, remove_articles
 from rag.errors import CollectionError
-from rag.index import build_lock, load_index
-from rag.ingest import DEFAULT_COLLECTION, load_collection, read_data
-from rag.retrieval import Retriever
-from rag.settings import Settings
-from rag.updates import add_articles, current_collection, open_index, remove_articles
+from rag.index.store import load_index
+from rag.ingest.files import load_collection, read_data
+from rag.search.retrieval import Retriever
+from rag.service import open_engine
+from rag.settings import DEFAULT_COLLECTION, Settings
 from tests.conftest import Counting, FakeEncoder
 from tests.test_pages import BOILERPLATE, PAGE, RSS
 
@@ -216,7 +218,7 @@ def test_a_page_and_a_feed_added_to_the_shipped_collection_are_answered_and_remo
     engine, index_dir, tmp_path, real_encoder
 ):
     from rag.engine import Engine
-    from rag.ingest import read_data
+    from rag.ingest.files import read_data
 
     directory = tmp_path / "index"
     shutil.copytree(index_dir, directory)
@@ -262,7 +264,7 @@ def test_a_page_and_a_feed_added_to_the_shipped_collection_are_answered_and_remo
 
     (tmp_path / "full").mkdir()
     shutil.copy(directory / "changes.json", tmp_path / "full" / "changes.json")
-    full = Engine.open(
+    full = open_engine(
         dataclasses.replace(settings, index_dir=tmp_path / "full", rebuild="always"),
         real_encoder,
     )

@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from rag.store import RowFile
-from rag.vectors import FILES, build_vectors, load_vectors, save_vectors
+from rag.index.tables import RowFile
+from rag.index.vectors import FILES, build_vectors, load_vectors, save_vectors
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_the_same_seed_builds_the_same_index(clustered):
 
 
 def test_k_beyond_the_probed_lists_still_returns_k_rows(monkeypatch, clustered):
-    monkeypatch.setattr("rag.vectors.nprobe_for", lambda nlist: 1)
+    monkeypatch.setattr("rag.index.vectors.nprobe_for", lambda nlist: 1)
     rows, queries = clustered[0][:5_000], clustered[1][:2]
     ids, scores = build_vectors(rows, exact_limit=0).search(queries, 300)
     stored = rows.astype(np.float16).astype(np.float32)

@@ -30,14 +30,15 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
+from rag.build.updates import Update, add_articles, remove_articles
 from rag.engine import Engine
 from rag.errors import CollectionError, IndexBusyError, MilvusError, QuestionError
 from rag.examples import read_questions
-from rag.ingest import MAX_FILE_BYTES, SUFFIXES, article_from_record, read_data
+from rag.ingest.articles import article_from_record
+from rag.ingest.files import MAX_FILE_BYTES, SUFFIXES, read_data
 from rag.serialize import answer_to_dict, article_to_dict, newest_first
 from rag.settings import Settings
 from rag.types import Answer, Article
-from rag.updates import Update, add_articles, remove_articles
 from web.limits import MAX_BODY_BYTES, BodyLimit
 from web.schemas import (
     AnswerOut,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
 
-from rag.questions import MAX_QUESTION_CHARS, MAX_TOP_K
+from rag.answer.question import MAX_QUESTION_CHARS, MAX_TOP_K
 
 MAX_AUTHOR_CHARS = 200
 

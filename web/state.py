@@ -13,9 +13,10 @@ from typing import Any
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.examples import example_questions
-from rag.index import CURRENT, Index, load_index
+from rag.index.store import CURRENT, Index, load_index
+from rag.index.tables import bylines
+from rag.service import open_engine
 from rag.settings import Settings
-from rag.store import bylines
 from rag.types import Answer, Article
 from web.schemas import AskOptions, HealthOut, ManifestOut
 
@@ -113,7 +114,7 @@ class AppState:
             "opening the index in %s (built if missing or out of date)", self.settings.index_path
         )
         try:
-            engine = Engine.open(self.settings)
+            engine = open_engine(self.settings)
             for warning in engine.skipped:
                 log.warning(warning)
             self.use(engine)

@@ -6,8 +6,8 @@ import datetime as dt
 import email.utils
 import hashlib
 import re
-from collections.abc import Sequence
 
+from rag.ingest.articles import build_article, byline_line, parse_date
 from rag.text import slugify, squash
 from rag.types import Article
 
@@ -15,19 +15,6 @@ HTML_SUFFIXES = {".html", ".htm"}
 FEED_SUFFIXES = {".rss", ".atom", ".xml"}
 MIN_TEXT_CHARS = 80
 _BLOCKS = re.compile(r"</(?:p|div|li|h[1-6]|blockquote|tr)>|<br\s*/?>", re.IGNORECASE)
-
-
-def byline_line(author: str | None, date: dt.date | None, extra: Sequence[str] = ()) -> str | None:
-    """The byline line quoted for questions about an article's author and date, as a feed
-    export writes it: `Author: NAME | Date: YYYY-MM-DD`, then any extra parts.
-
-    Returns:
-        The line, or None when there is nothing to say.
-    """
-    parts = [f"Author: {author}"] if author else []
-    parts += [f"Date: {date.isoformat()}"] if date else []
-    parts += list(extra)
-    return " | ".join(parts) or None
 
 
 def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
@@ -42,8 +29,6 @@ def read_html(data: bytes, source: str, warnings: list[str]) -> list[Article]:
         The article, or nothing when the page holds no main text.
     """
     import trafilatura
-
-    from rag.ingest import build_article, parse_date
 
     found = trafilatura.bare_extraction(
         data,
@@ -123,8 +108,6 @@ def read_feed(data: bytes, source: str, warnings: list[str]) -> list[Article]:
         The articles.
     """
     import feedparser
-
-    from rag.ingest import build_article
 
     feed = feedparser.parse(data)
     if not feed.entries:

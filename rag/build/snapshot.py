@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.files import sha256_file
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from rag.index import sha256_file
-from rag.store import SentenceRef
+from rag.index.milvus import join_terms
+from rag.index.tables import SentenceRef
 from rag.types import Article, Chunk, Section
 
 SNAPSHOT_FORMAT = 1
@@ -78,9 +79,6 @@ def _vectors(pa, matrix: np.ndarray, dimension: int):
     return pa.FixedSizeListArray.from_arrays(flat, dimension)
 
 
-def join_terms(terms: list[str]) -> str:
-    """BM25 terms as one string that a whitespace or `\\w+` tokenizer splits back into them."""
-    return " ".join("".join(c if c.isalnum() else "_" for c in t) for t in terms)
 
 
 def milvus_terms(text: str) -> str:

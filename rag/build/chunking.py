@@ -8,17 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from rag.sentences import split_sentences
+from rag.settings import ChunkSettings
 from rag.types import Article, Chunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-
-
-@dataclass(frozen=True)
-class ChunkSettings:
-    """How articles are cut: the token budget of a chunk and the sentences shared by neighbours."""
-
-    max_tokens: int = 256
-    overlap_sentences: int = 1
 
 
 def article_sentences(article: Article) -> list[tuple[int, int, int]]:

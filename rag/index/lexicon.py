@@ -12,7 +12,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from rag.store import RowFile
+from rag.index.tables import RowFile
 from rag.text import terms
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)

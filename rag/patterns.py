@@ -212,7 +212,7 @@ def expansions(sentence: str, acronym: str) -> list[tuple[int, int]]:
 
 
 # What a question can ask for more precisely than its kind: a day, a month or a year for a
-# date, an amount of money for a number (see `rag.questions.answer_detail`). Searched in the
+# date, an amount of money for a number (see `rag.answer.question.answer_detail`). Searched in the
 # span and the few characters before it, where a currency sign may stand ("US$5 million").
 DETAILS: dict[str, re.Pattern[str]] = {
     "day": re.compile(
@@ -227,7 +227,7 @@ DETAILS: dict[str, re.Pattern[str]] = {
     ),
 }
 # Events that a sentence must speak of to answer a question about them (see
-# `rag.questions.event_asked`): "When was she born?" is not answered by any date.
+# `rag.answer.question.event_asked`): "When was she born?" is not answered by any date.
 EVENTS: dict[str, re.Pattern[str]] = {
     "birth or death": re.compile(
         r"(?i)\b(?:born|birth\w*|n[ée]e|died|dies|death|passed away)\b"
@@ -251,7 +251,7 @@ def names_near(sentence: str, named: set[str], *, near: int = 8) -> list[tuple[i
 
     Args:
         sentence: The sentence as written.
-        named: The terms of what is named (see `rag.questions.names_asked`).
+        named: The terms of what is named (see `rag.answer.question.names_asked`).
         near: How many words away a name may stand.
 
     Returns:

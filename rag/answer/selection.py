@@ -12,13 +12,13 @@ import numpy as np
 
 from rag.errors import RagError
 
-SELECTOR_FILE = Path(__file__).parent / "data" / "selector.json"
+SELECTOR_FILE = Path(__file__).parents[1] / "data" / "selector.json"
 RETRAIN = "python -m eval.train_selector"
 # What retrieval and the sentence features know, before the reader reads anything.
 CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
 READER_FEATURES = ("reader", "reader_gap", "span_probability")
-# What the refusal model reads of a question's ranked candidates (`rag.answering.question_features`).
+# What the refusal model reads of a question's ranked candidates (`rag.answer.compose.question_features`).
 REFUSAL_FEATURES = (
     "best",
     "second",
@@ -85,11 +85,11 @@ class Selector:
         threshold: Under this probability for the best sentence, the articles do not answer.
         cosine_threshold: The same for the cosine baseline (best sentence by similarity alone).
         spans: Where the short answer comes from: `reader` (its span head), `patterns`, or
-            `both` (see `rag.answering.choose_span`).
+            `both` (see `rag.answer.compose.choose_span`).
         refusal: When fitted, a model of whether the question is answered at all, read from
             its ranked candidates; under `refusal_threshold` the articles do not answer, and
             `threshold` is not used.
-        rules: Whether the hand checks of `rag.answering.select` (a date for "when"...) still
+        rules: Whether the hand checks of `rag.answer.compose.select` (a date for "when"...) still
             refuse on top of the threshold; kept only where held-out figures show they help.
     """
 

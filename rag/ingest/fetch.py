@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from rag.errors import FetchError
-from rag.ingest import MAX_FILE_BYTES
+from rag.ingest.files import MAX_FILE_BYTES
 
 CONNECT_SECONDS = 10.0
 READ_SECONDS = 20.0
@@ -37,7 +37,7 @@ class Fetched:
 
     url: str
     data: bytes
-    suffix: str  # ".html" or ".xml": how `rag.ingest.read_data` should read it
+    suffix: str  # ".html" or ".xml": how `rag.ingest.files.read_data` should read it
 
 
 def is_url(text: str) -> bool:

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from rag.errors import QuestionError
-from rag.spans import acronym_of
+from rag.patterns import acronym_of
 from rag.text import STOPWORDS, fold, normalize, terms, words
 
 MAX_QUESTION_CHARS = 1000
@@ -139,7 +139,7 @@ def question_kind(question: str) -> str:
     return best[1] if best else "factoid"
 
 
-# What a question asks for more precisely than its kind (see `rag.spans.DETAILS`).
+# What a question asks for more precisely than its kind (see `rag.patterns.DETAILS`).
 _DETAILS_ASKED: dict[str, tuple[tuple[str, str], ...]] = {
     "date": (
         ("day", r"\b(what|which) (exact )?(day|date)\b|\bday of the week\b"),
@@ -158,7 +158,7 @@ _DETAILS_ASKED: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 # Events a question asks about that the answer's sentence must speak of (see
-# `rag.spans.EVENTS`).
+# `rag.patterns.EVENTS`).
 _EVENTS_ASKED = (
     ("birth or death", r"\b(born|birth|birthday|birthdate|die|died|death)\b"),
     ("founding", r"\b(founded|founder|founders|founding|co-founded|established)\b"),

@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.index import Index, SentenceTable
-from rag.lexicon import Lexicon
-from rag.questions import Query
-from rag.selection import Selector, log_odds
-from rag.spans import candidates, cause_strength, mentions_event
+from rag.answer.question import Query
+from rag.answer.selection import Selector, log_odds
+from rag.index.lexicon import Lexicon
+from rag.index.store import Index, SentenceTable
+from rag.patterns import candidates, cause_strength, mentions_event
 from rag.text import term_groups, terms, words
 from rag.types import AnswerSentence, Article, Citation, Passage
 
@@ -66,7 +66,7 @@ class Scored:
     reader: float | None = None
 
     def features(self) -> dict[str, float]:
-        """The features the learned selector reads (see `rag.selection`)."""
+        """The features the learned selector reads (see `rag.answer.selection`)."""
         return {
             "dense": self.dense,
             "tokens": self.tokens,

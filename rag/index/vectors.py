@@ -9,7 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.store import RowFile
+from rag.index.tables import RowFile
 
 
 def vector_files(name: str) -> tuple[str, str]:

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import ChunkSettings, chunk_articles
+from rag.settings import ChunkSettings
+from rag.build.chunking import chunk_articles
 from rag.errors import ClusterError, CollectionError
-from rag.index import collection_record, sentence_refs
-from rag.ingest import Collection
-from rag.snapshot import Shard, SnapshotWriter, created_now
-from rag.store import article_from_json, article_to_json
+from rag.build.indexing import collection_record, sentence_refs
+from rag.ingest.articles import Collection
+from rag.build.snapshot import Shard, SnapshotWriter, created_now
+from rag.index.tables import article_from_json, article_to_json
 from rag.types import Article
 
 # Articles per unit of work (and per Parquet shard): a function of the collection's size alone,
@@ -129,7 +130,7 @@ def build_snapshot(
     shard_articles: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Chunk and embed a collection into a snapshot (see `rag.snapshot`).
+    """Chunk and embed a collection into a snapshot (see `rag.build.snapshot`).
 
     The same `ShardEmbedder` does the work either way: in this process, or in an actor per
     CPU of a Ray cluster through Ray Data's `map_batches`.

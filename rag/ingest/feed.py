@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from rag.ingest.articles import parse_date
+
 BYLINE = re.compile(
     r"^(?:►\s*)?Author:\s*(?P<author>[^|]*?)\s*\|\s*Date:\s*(?P<date>[^|]*?)\s*(?:\|\s*Permalink\s*)?$"
 )
@@ -66,16 +68,6 @@ def _is_title(block: str, article: RawArticle | None) -> bool:
     if "\n" in block or len(block) > _MAX_TITLE:
         return False
     return not re.search(r"[.!?:;,][\"”’']?\s*$", block)
-
-
-def parse_date(text: str) -> dt.date | None:
-    """Read a byline date such as `14 July 2020`; None when it is not one."""
-    for fmt in ("%d %B %Y", "%B %d, %Y", "%d %b %Y", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(text.strip(), fmt).date()
-        except ValueError:
-            continue
-    return None
 
 
 def parse_feed(text: str) -> list[RawArticle]:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection as Set
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from rag.index import Index, content_tokens
-from rag.lexicon import Lexicon
+from rag.index.lexicon import Lexicon
+from rag.index.store import Index, content_tokens
+from rag.settings import METHODS, Method
 from rag.types import Passage
 
-Method = Literal["dense", "bm25", "hybrid"]
-METHODS: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60
-# Past `rag.vectors.EXACT_LIMIT` chunks, the length of each list fused (see `InProcess`): past
+# Past `rag.index.vectors.EXACT_LIMIT` chunks, the length of each list fused (see `InProcess`): past
 # the first hundred, a chunk's share of a fused score is under 1/160.
 CANDIDATES = 100
 FILTERED_DEPTH = 10
@@ -23,7 +22,7 @@ FILTERED_DEPTH = 10
 
 class Backend(Protocol):
     """Where the chunks are searched: in this process (`InProcess`) or on a server
-    (`rag.milvus.MilvusBackend`)."""
+    (`rag.search.milvus.MilvusBackend`)."""
 
     def search(
         self,
@@ -49,7 +48,7 @@ class Backend(Protocol):
 class InProcess:
     """FAISS and bm25s in this process: the default backend.
 
-    Up to `rag.vectors.EXACT_LIMIT` chunks every chunk is scored both ways and the fused rank
+    Up to `rag.index.vectors.EXACT_LIMIT` chunks every chunk is scored both ways and the fused rank
     is exact. Past it, the approximate vector index and BM25 each give their best
     `CANDIDATES`, and those lists are fused, as a search server does.
     """

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag.duplicates import Duplicate
+from rag.build.duplicates import Duplicate
 from rag.errors import (
     CollectionError,
     FetchError,
@@ -21,23 +21,13 @@ from rag.errors import (
     IndexProblemError,
     IndexStaleError,
 )
-from rag.index import (
-    EmbeddingCache,
-    Index,
-    Progress,
-    build_index,
-    build_lock,
-    index_from_snapshot,
-    load_index,
-    read_manifest,
-    save_index,
-    saved_articles,
-    stale_reasons,
-)
-from rag.ingest import Collection, expand_paths, load_collection, read_data, read_file
-from rag.pipeline import build_snapshot
+from rag.build.indexing import EmbeddingCache, build_index, build_lock, index_from_snapshot, stale_reasons
+from rag.index.store import Index, Progress, load_index, read_manifest, save_index, saved_articles
+from rag.ingest.articles import Collection
+from rag.ingest.files import expand_paths, load_collection, read_data, read_file
+from rag.build.pipeline import build_snapshot
 from rag.settings import Settings
-from rag.store import article_from_json, article_to_json
+from rag.index.tables import article_from_json, article_to_json
 from rag.types import Article
 
 # Kept in the index directory, beside the generations: what `rag add` and `rag remove`
@@ -147,7 +137,7 @@ def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
         (the articles, what was skipped and why: a missing path, an address that failed, a
         file that holds no article...).
     """
-    from rag.fetch import fetch, is_url
+    from rag.ingest.fetch import fetch, is_url
 
     articles: list[Article] = []
     warnings: list[str] = []
@@ -190,7 +180,7 @@ def open_index(
         settings: Collection, index directory, model, chunking, and the rebuild policy
             (`auto`: rebuild when needed; `never`: raise instead; `always`: rebuild).
         encoder: The embedding model.
-        progress: Called as texts are embedded (see `rag.index.build_index`).
+        progress: Called as texts are embedded (see `rag.index.store.build_index`).
 
     Returns:
         (the index, what was done: `built` is false when the saved index was current).
@@ -233,7 +223,7 @@ def index_in_batch(
     milvus: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[Index, Update]:
-    """Build the settings' index through a snapshot (see `rag.pipeline`): embedded on a Ray
+    """Build the settings' index through a snapshot (see `rag.build.pipeline`): embedded on a Ray
     cluster, or read from a snapshot written before.
 
     Args:
@@ -241,7 +231,7 @@ def index_in_batch(
         ray: `auto` or a cluster's address to embed on Ray; None to embed in this process
             (or, with `snapshot`, to read that snapshot as it is).
         snapshot: The snapshot's folder; by default `DIR/snapshot`, written anew.
-        milvus: A Milvus server to load the snapshot's chunks into (see `rag.milvus`).
+        milvus: A Milvus server to load the snapshot's chunks into (see `rag.search.milvus`).
         progress: Called as shards are done.
 
     Returns:
@@ -275,7 +265,7 @@ def index_in_batch(
                 f" from this collection with: rag snapshot {target}"
             )
         if milvus is not None:
-            from rag.milvus import load_snapshot
+            from rag.build.milvus import load_snapshot
 
             load_snapshot(milvus, target)
         before = saved_articles(directory)

@@ -1,0 +1,1 @@
+"""Question time, second step: the question analysed, its candidate sentences read, the answer composed."""

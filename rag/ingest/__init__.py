@@ -1,0 +1,1 @@
+"""Build time, first step: articles read from files, pages, feeds and addresses."""
