@@ -24,17 +24,12 @@ import numpy as np
 from eval.metrics import normalize_text, span_f1
 from eval.squad import convert, write_jsonl
 from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
-from rag.answer.compose import THRESHOLD as RULES_THRESHOLD
-from rag.answer.compose import (
-    Scored,
-    question_features,
-    rank_by_cosine,
-    ranked_by,
-    read_sentences,
-    reader_rows,
-    select,
-)
+from rag.answer.baselines import THRESHOLD as RULES_THRESHOLD
+from rag.answer.baselines import rank_by_cosine
+from rag.answer.compose import select
+from rag.answer.features import Scored
 from rag.answer.question import Query, analyse
+from rag.answer.reading import question_features, ranked_by, read_sentences, reader_rows
 from rag.answer.selection import (
     CHEAP_FEATURES,
     READER_FEATURES,
@@ -108,10 +103,10 @@ def collect(
     """
     examples = []
     for qa in qas:
-        query = analyse(qa["question"])
+        query = analyse(qa["question"], engine.index.lexicon)
         if query.kind == "metadata":
             continue
-        scored = engine.candidates(query, engine.retriever.retrieve(query.text, 8))
+        scored = engine.candidates(query, engine.retriever.retrieve(query, 8))
         if not scored:
             continue
         labels = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -12,17 +11,12 @@ from collections import OrderedDict
 import numpy as np
 
 from embeddings import ModelLoadError, load_reader
-from rag.answer.compose import (
-    Reply,
-    Scored,
-    byline_reply,
-    question_features,
-    rank_by_cosine,
-    rank_with_reader,
-    score_sentences,
-    select,
-)
+from rag.answer.baselines import rank_by_cosine
+from rag.answer.bylines import byline_reply
+from rag.answer.compose import Reply, select
+from rag.answer.features import Scored, score_sentences
 from rag.answer.question import Query, analyse
+from rag.answer.reading import question_features, rank_with_reader
 from rag.answer.selection import Selector, load_selector
 from rag.errors import ModelError
 from rag.index.store import Index, SentenceTable, content_tokens
@@ -38,9 +32,6 @@ CANDIDATE_PASSAGES = 8
 # every title; past it, with the titles of its retrieved passages' articles: encoding a
 # million titles would take minutes, and holding them all as articles gigabytes.
 TITLE_LIMIT = 5_000
-_ABOUT_ARTICLES = set(
-    terms("article story piece post report wrote written author publish published date when who")
-)
 
 
 class SentencePieces:
@@ -164,7 +155,7 @@ class Engine:
             milvus=self.milvus,
         )
 
-    def article_named(self, question: str, passages: list[Passage]) -> Article:
+    def article_named(self, query: Query, passages: list[Passage]) -> Article:
         """The article a question about an article (its author, its date) refers to.
 
         Titles are compared with the question by meaning and by shared rare words; the
@@ -172,7 +163,7 @@ class Engine:
         compared; past it, the titles of the retrieved passages' articles.
 
         Args:
-            question: The question.
+            query: The analysed question.
             passages: Its retrieved passages, best first.
 
         Returns:
@@ -192,8 +183,8 @@ class Engine:
         if len(self._title_vectors) < TITLE_LIMIT:
             self._title_vectors.update(found)
         vectors = np.stack([found.get(a.id, self._title_vectors.get(a.id)) for a in articles])
-        similarity = vectors @ self.retriever.question_vector(question)
-        asked = {t for t in terms(question) if t not in _ABOUT_ARTICLES}
+        similarity = vectors @ self.retriever.question_vector(query.text)
+        asked = query.about_terms
         lexicon = self.retriever.lexicon
         total = sum(lexicon.idf(t) for t in asked) or 1.0
         vote: dict[str, float] = {}
@@ -260,27 +251,21 @@ class Engine:
             QuestionError: The question is empty, too long, or has nothing to search for.
         """
         started = time.perf_counter()
-        query = analyse(question)
-        question, kind = query.text, query.kind
+        query = analyse(question, self.index.lexicon)
         allowed = self.filter_articles(date_from=date_from, date_to=date_to, author=author)
         passages = self.retriever.retrieve(
-            question, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed
+            query, max(top_k, CANDIDATE_PASSAGES), method=method or self.method, articles=allowed
         )
         retrieved = time.perf_counter()
         if allowed is not None and not allowed:
             reply = Reply((), 0.0, False, "No article matches the filters (date range, author).")
-        elif kind == "metadata" and passages:
-            field = (
-                "date" if re.search(r"(?i)\b(when|date|day|published)\b", question) else "author"
-            )
-            if re.search(r"(?i)\b(who|author|wrote|written)\b", question):
-                field = "author"
-            reply = byline_reply(self.article_named(question, passages), field)
+        elif query.byline_field and passages:
+            reply = byline_reply(self.article_named(query, passages), query.byline_field)
         else:
             reply = self._reply(query, passages, answerer or self.answerer)
         finished = time.perf_counter()
         return Answer(
-            question=question,
+            question=query.text,
             answered=reply.answered,
             confidence=round(reply.confidence, 4),
             sentences=reply.sentences,
@@ -290,7 +275,7 @@ class Engine:
                 answer_ms=round((finished - retrieved) * 1000, 2),
                 total_ms=round((finished - started) * 1000, 2),
             ),
-            kind=kind,
+            kind=query.kind,
             reason=reply.reason,
         )
 
@@ -304,7 +289,6 @@ class Engine:
             passages,
             self.index,
             self.table,
-            self.retriever.lexicon,
             pieces=self.pieces,
         )
         twins = self.table.twins

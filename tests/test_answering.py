@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag.answer.compose import Scored, select
+from rag.answer.compose import select
+from rag.answer.features import Scored
 from rag.build.indexing import build_index
 from rag.index.store import SentenceTable
 from rag.ingest.articles import Collection, build_article
@@ -94,7 +95,7 @@ def test_another_articles_different_answer_is_kept(fake_encoder):
 def test_byline_of_a_json_lines_article_is_quoted(tmp_path, fake_encoder):
     import datetime as dt
 
-    from rag.answer.compose import byline_reply
+    from rag.answer.bylines import byline_reply
     from rag.ingest.files import load_collection
 
     (tmp_path / "a.jsonl").write_text(

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from eval.harness import DEFAULT_QA, load_qa
+from rag.answer.question import analyse
 from rag.cli import main as rag_main
 from rag.errors import QuestionError
 from rag.index.store import load_index
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.model
 
 
 def test_who_shot_hashimi_retrieves_his_article_first(engine):
-    passages = engine.retriever.retrieve("Who shot Hisham al-Hashimi?", 5)
+    passages = engine.retriever.retrieve(
+        analyse("Who shot Hisham al-Hashimi?", engine.retriever.lexicon), 5
+    )
     assert squash(passages[0].article.title) == HASHIMI
 
 
@@ -29,10 +32,13 @@ def test_reloaded_index_gives_the_same_results(engine, index_dir, real_encoder):
     for method in ("dense", "bm25", "hybrid"):
         before = [
             (p.chunk.id, round(p.score, 5))
-            for p in engine.retriever.retrieve(question, 5, method=method)
+            for p in engine.retriever.retrieve(
+                analyse(question, engine.retriever.lexicon), 5, method=method
+            )
         ]
         after = [
-            (p.chunk.id, round(p.score, 5)) for p in loaded.retrieve(question, 5, method=method)
+            (p.chunk.id, round(p.score, 5))
+            for p in loaded.retrieve(analyse(question, loaded.lexicon), 5, method=method)
         ]
         assert before == after
 
@@ -98,7 +104,12 @@ def test_past_the_title_limit_bylines_come_from_the_retrieved_articles(engine, m
     question = "Who wrote the article about the mystery explosions at militia depots in Iraq?"
     answer = small.ask(question)
     assert answer.answered and answer.sentences[0].span == "Ian Allen"
-    retrieved = {p.article.id for p in small.retriever.retrieve(question, CANDIDATE_PASSAGES)}
+    retrieved = {
+        p.article.id
+        for p in small.retriever.retrieve(
+            analyse(question, small.retriever.lexicon), CANDIDATE_PASSAGES
+        )
+    }
     assert set(small._title_vectors) <= retrieved < set(engine.index.articles)
 
 

@@ -9,6 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
+from rag.answer.question import analyse
 from rag.build.chunking import chunk_articles
 from rag.build.indexing import build_index
 from rag.build.updates import open_index
@@ -80,11 +81,11 @@ def test_saved_index_loads_with_the_same_results(saved, fake_encoder):
     question = "Who shot Hisham al-Hashimi?"
     before = [
         (p.chunk.id, round(p.score, 5))
-        for p in Retriever(index, fake_encoder).retrieve(question, 5)
+        for p in Retriever(index, fake_encoder).retrieve(analyse(question, index.lexicon), 5)
     ]
     after = [
         (p.chunk.id, round(p.score, 5))
-        for p in Retriever(loaded, fake_encoder).retrieve(question, 5)
+        for p in Retriever(loaded, fake_encoder).retrieve(analyse(question, loaded.lexicon), 5)
     ]
     assert before == after
     assert loaded.manifest["model"] == "fake-hashing" and loaded.manifest["chunks"] == len(
@@ -236,9 +237,14 @@ def test_a_rebuild_embeds_only_new_text_and_equals_a_full_build(tmp_path, fake_e
     for question in ("Who vowed revenge?", "Who shot Hisham al-Hashimi?"):
         a = [
             (p.chunk.id, p.score)
-            for p in Retriever(incremental, fake_encoder).retrieve(question, 5)
+            for p in Retriever(incremental, fake_encoder).retrieve(
+                analyse(question, incremental.lexicon), 5
+            )
         ]
-        b = [(p.chunk.id, p.score) for p in Retriever(full, fake_encoder).retrieve(question, 5)]
+        b = [
+            (p.chunk.id, p.score)
+            for p in Retriever(full, fake_encoder).retrieve(analyse(question, full.lexicon), 5)
+        ]
         assert a == b
 
 
@@ -294,7 +300,9 @@ def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_p
     ]
 
     def top(index, question, method):
-        found = Retriever(index, FakeEncoder()).retrieve(question, 5, method=method)
+        found = Retriever(index, FakeEncoder()).retrieve(
+            analyse(question, index.lexicon), 5, method=method
+        )
         # a chunk without a word of the question is no BM25 match, whatever its rank
         return [p.chunk.id for p in found if method != "bm25" or p.score > 0]
 
@@ -303,7 +311,9 @@ def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_p
             a, b = top(exact, question, method), top(approximate, question, method)
             assert len(set(a) & set(b)) >= min(4, len(a)), (question, method, a, b)
     article = exact.chunks[0].article_id
-    filtered = Retriever(approximate, FakeEncoder()).retrieve("Iraq", 5, articles={article})
+    filtered = Retriever(approximate, FakeEncoder()).retrieve(
+        analyse("Iraq", approximate.lexicon), 5, articles={article}
+    )
     assert filtered and {p.article.id for p in filtered} == {article}
     save_index(approximate, tmp_path)
     generation = tmp_path / (tmp_path / "CURRENT").read_text().strip()
@@ -312,8 +322,14 @@ def test_an_approximate_chunk_index_fuses_shortlists_and_survives_a_reload(tmp_p
     assert isinstance(loaded.chunk_vectors, Vectors) and not loaded.chunk_vectors.exact
     assert isinstance(loaded.chunk_vectors.matrix, RowFile)
     question = questions[0]
-    assert [p.chunk.id for p in Retriever(loaded, FakeEncoder()).retrieve(question, 5)] == [
-        p.chunk.id for p in Retriever(approximate, FakeEncoder()).retrieve(question, 5)
+    assert [
+        p.chunk.id
+        for p in Retriever(loaded, FakeEncoder()).retrieve(analyse(question, loaded.lexicon), 5)
+    ] == [
+        p.chunk.id
+        for p in Retriever(approximate, FakeEncoder()).retrieve(
+            analyse(question, approximate.lexicon), 5
+        )
     ]
     (generation / "chunks.npy").unlink()
     with pytest.raises(IndexCorruptError, match="chunks.npy is missing"):

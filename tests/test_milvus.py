@@ -11,6 +11,7 @@ import pytest
 
 from eval.cluster import free_port
 from eval.harness import DEFAULT_QA, evaluate, load_qa
+from rag.answer.question import analyse
 from rag.build.updates import index_in_batch
 from rag.engine import Engine
 from rag.errors import MilvusError, RagError
@@ -72,8 +73,18 @@ def test_top_ten_passages_agree_with_faiss(engines):
     for method in ("dense", "bm25", "hybrid"):
         shared = total = 0
         for question in questions:
-            a = {p.chunk.id for p in here.retriever.retrieve(question, 10, method=method)}
-            b = {p.chunk.id for p in server.retriever.retrieve(question, 10, method=method)}
+            a = {
+                p.chunk.id
+                for p in here.retriever.retrieve(
+                    analyse(question, here.retriever.lexicon), 10, method=method
+                )
+            }
+            b = {
+                p.chunk.id
+                for p in server.retriever.retrieve(
+                    analyse(question, server.retriever.lexicon), 10, method=method
+                )
+            }
             shared, total = shared + len(a & b), total + max(len(a), len(b))
         assert total > 200 * 5
         assert shared / total >= 0.95, method
@@ -96,9 +107,14 @@ def test_filters_reach_the_server(engines):
     here, server = engines
     article = next(iter(server.index.articles))
     for engine in (here, server):
-        passages = engine.retriever.retrieve("Iraq", 5, articles={article})
+        passages = engine.retriever.retrieve(
+            analyse("Iraq", engine.retriever.lexicon), 5, articles={article}
+        )
         assert passages and {p.article.id for p in passages} == {article}
-    assert server.retriever.retrieve("Iraq", 5, articles=set()) == []
+    assert (
+        server.retriever.retrieve(analyse("Iraq", server.retriever.lexicon), 5, articles=set())
+        == []
+    )
 
 
 def test_a_server_without_the_index_or_no_server_is_a_clear_error(engines, real_encoder):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from embeddings.reader import Reading
-from rag.answer.compose import Scored, rank_by_cosine, rank_with_reader
+from rag.answer.baselines import rank_by_cosine
+from rag.answer.features import Scored
 from rag.answer.question import analyse
+from rag.answer.reading import rank_with_reader
 from rag.answer.selection import (
     Logistic,
     Selector,
@@ -19,6 +21,7 @@ from rag.answer.selection import (
     log_odds,
 )
 from rag.build.indexing import build_index
+from rag.index.lexicon import Lexicon
 from rag.index.store import SentenceTable
 from rag.ingest.articles import Collection, build_article
 from rag.settings import ChunkSettings
@@ -90,7 +93,7 @@ def test_the_reader_reorders_the_candidates_the_first_model_passes(fake_encoder)
     # Sentence 3 has the best similarity but is not read: only the first model's top 2 are.
     scored = [_scored(index, 0, 0.9), _scored(index, 1, 0.8), _scored(index, 3, 0.1)]
     ranked = rank_with_reader(
-        scored, analyse("Who shot him?"), FakeReader(), _selector(), index, table
+        scored, analyse("Who shot him?", index.lexicon), FakeReader(), _selector(), index, table
     )
     assert [s.number for s in ranked] == [1, 0]
     assert ranked[0].score == pytest.approx(1 / (1 + math.exp(-log_odds(0.9))))
@@ -100,12 +103,26 @@ def test_the_reader_reorders_the_candidates_the_first_model_passes(fake_encoder)
 
 
 def test_analysed_question_carries_what_each_step_needs():
-    query = analyse("  When was Hisham al-Hashimi born? ")
-    assert query.text == "When was Hisham al-Hashimi born?"
-    assert (query.kind, query.event) == ("date", "birth or death")
-    definition = analyse("What does PMF stand for?")
+    lexicon = Lexicon(
+        [
+            "Hisham al-Hashimi was born in Baghdad in 1973.",
+            "Iran fired 22 ballistic missiles at two bases.",
+            "The Popular Mobilization Forces (PMF) were formed in 2014.",
+        ]
+    )
+    query = analyse("  When was Hisham al-Hashmi born? ", lexicon)
+    assert query.text == "When was Hisham al-Hashmi born?"
+    assert (query.kind, query.event, query.byline_field) == ("date", "birth or death", None)
+    # The misspelled name is resolved once, to the collection's spelling, for both steps.
+    assert "hashimi" in query.terms and "hashmi" not in query.terms
+    assert frozenset({"alhashimi", "hashimi"}) in dict(query.groups)
+    definition = analyse("What does PMF stand for?", lexicon)
     assert definition.acronym == "PMF" and "stand" not in definition.search_text
-    assert analyse("How many ballistic missiles did Iran fire?").counted == {"ballist", "missil"}
+    counted = analyse("How many ballistic missiles did Iran fire?", lexicon)
+    assert counted.counted == {"ballist", "missil"}
+    byline = analyse("Who wrote the article about the missiles?", lexicon)
+    assert byline.kind == "metadata" and byline.byline_field == "author"
+    assert "missil" in byline.about_terms and "articl" not in byline.about_terms
 
 
 def test_selector_round_trips_through_json(tmp_path):
@@ -118,7 +135,7 @@ def test_selector_round_trips_through_json(tmp_path):
 
 
 def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
-    from rag.answer.compose import question_features
+    from rag.answer.reading import question_features
     from rag.answer.selection import REFUSAL_FEATURES
 
     article = build_article(title="A", paragraphs=["One here. Two there."], source="test")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.question import analyse
 from rag.build.indexing import build_index, index_from_snapshot
 from rag.build.pipeline import build_snapshot, shard_size
 from rag.build.snapshot import milvus_terms, read_snapshot
@@ -88,8 +89,10 @@ def test_index_from_a_snapshot_matches_an_index_built_in_process(tmp_path):
     assert from_snapshot.twins == built.twins
     assert not from_snapshot.has_pieces
     for question in QUESTIONS:
-        a = Retriever(from_snapshot, FakeEncoder()).retrieve(question, 5)
-        b = Retriever(built, FakeEncoder()).retrieve(question, 5)
+        a = Retriever(from_snapshot, FakeEncoder()).retrieve(
+            analyse(question, from_snapshot.lexicon), 5
+        )
+        b = Retriever(built, FakeEncoder()).retrieve(analyse(question, built.lexicon), 5)
         assert [p.chunk.id for p in a] == [p.chunk.id for p in b]
 
 
@@ -161,7 +164,7 @@ def test_rag_index_from_a_snapshot_serves_and_refuses_a_foreign_one(tmp_path):
     index, update = index_in_batch(settings, snapshot=tmp_path / "snap")
     assert update.built and update.articles == 15 and update.embedded_chunks == 0
     assert update.snapshot == tmp_path / "snap"
-    from rag.cli import format_update
+    from rag.cli.output import format_update
 
     assert f"index made from the snapshot in {tmp_path / 'snap'}" in format_update(update, {})
     loaded = load_index(tmp_path / "index")

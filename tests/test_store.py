@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from rag.answer.question import analyse
 from rag.build.indexing import build_index
 from rag.index.lexicon import Lexicon
 from rag.index.store import load_index, save_index
@@ -126,7 +127,7 @@ def test_a_saved_lexicon_scores_as_the_built_one(tmp_path):
     assert built.document_frequency == dict(expected) and built.documents == 4
     built.save(tmp_path)
     loaded = Lexicon.load(tmp_path)
-    query = loaded.query_terms("Basra port")
+    query = list(analyse("Basra port", loaded).terms)
     assert query == ["basra", "port"]
     assert np.allclose(loaded.term_scores(query), built.term_scores(query))
     assert loaded.term_scores(query)[1] > loaded.term_scores(query)[0] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer.question import (
+    analyse,
     answer_detail,
     check_question,
     event_asked,
@@ -208,4 +209,4 @@ def test_close_spellings_are_found_but_other_words_are_not():
     assert lexicon.resolve(terms("Kataib")[0]) == ("kitaib",)
     assert lexicon.resolve(terms("Soliemani")[0]) == ("soleimani",)
     assert lexicon.resolve(terms("population")[0]) == ()
-    assert lexicon.query_terms("kataib hezbollah") == ["kitaib", "hezbollah"]
+    assert analyse("kataib hezbollah", lexicon).terms == ("kitaib", "hezbollah")

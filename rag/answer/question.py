@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 
 from rag.errors import QuestionError
+from rag.index.lexicon import Lexicon
 from rag.patterns import acronym_of
-from rag.text import STOPWORDS, fold, normalize, terms, words
+from rag.text import STOPWORDS, fold, normalize, term_groups, terms, words
 
 MAX_QUESTION_CHARS = 1000
 # The most supporting passages one answer lists.
@@ -122,8 +124,12 @@ def question_kind(question: str) -> str:
     Returns:
         One of `KINDS`; `factoid` when nothing more specific fits.
     """
-    text = normalize(question).casefold()
-    if names_asked(question):
+    return _kind(question, normalize(question).casefold(), bool(names_asked(question)))
+
+
+def _kind(question: str, text: str, names: bool) -> str:
+    # `text` is the question normalised and case-folded; `names`: it asks for names.
+    if names:
         return "names"
     if _DEFINITION.search(question) and acronym_of(question) and not re.search(_RULES[0][1], text):
         return "definition"
@@ -178,7 +184,11 @@ def names_asked(question: str) -> set[str]:
 
     A singular "the name of the process" is left out: it is as often a common noun.
     """
-    match = _NAMES_ASKED.search(normalize(question).casefold())
+    return _names(normalize(question).casefold())
+
+
+def _names(text: str) -> set[str]:
+    match = _NAMES_ASKED.search(text)
     return set(terms(match.group(1).split()[-1])) if match else set()
 
 
@@ -193,7 +203,10 @@ def search_words(question: str, kind: str) -> str:
 def answer_detail(question: str, kind: str) -> str | None:
     """What a question of a kind asks for more precisely: `day` ("On what date..."),
     `month` or `year` for a date, `money` ("How much money...") for a number; else None."""
-    text = normalize(question).casefold()
+    return _detail(normalize(question).casefold(), kind)
+
+
+def _detail(text: str, kind: str) -> str | None:
     asked = _DETAILS_ASKED.get(kind, ())
     return next((detail for detail, pattern in asked if re.search(pattern, text)), None)
 
@@ -204,16 +217,23 @@ def event_asked(question: str, kind: str) -> str | None:
 
     Other kinds are left out: "Where was she born?" can be answered by "a native of Lyon".
     """
+    return _event(normalize(question).casefold(), kind)
+
+
+def _event(text: str, kind: str) -> str | None:
     if kind not in ("date", "person"):
         return None
-    text = normalize(question).casefold()
     return next((event for event, pattern in _EVENTS_ASKED if re.search(pattern, text)), None)
 
 
 def counted_terms(question: str) -> set[str]:
     """The terms of what a "how many" question counts: `ballistic missiles` in "How many
     ballistic missiles did Iran fire?"; empty for other questions."""
-    match = re.search(r"(?i)\b(?:how (?:many|much)|number of)\s+([\w' -]+)", normalize(question))
+    return _counted(normalize(question))
+
+
+def _counted(normalized: str) -> set[str]:
+    match = re.search(r"(?i)\b(?:how (?:many|much)|number of)\s+([\w' -]+)", normalized)
     if not match:
         return set()
     found: list[str] = []
@@ -224,14 +244,27 @@ def counted_terms(question: str) -> set[str]:
     return set(terms(" ".join(found)))
 
 
+# Words that say a question is about an article itself rather than what it reports.
+_ABOUT_ARTICLES = frozenset(
+    terms("article story piece post report wrote written author publish published date when who")
+)
+Group = frozenset[str]
+
+
 @dataclass(frozen=True)
 class Query:
     """A question analysed once: every step of answering reads what it needs from here.
 
     Attributes:
         text: The question as typed, without surrounding whitespace.
+        normalized: The text with quotes, dashes and spaces normalised (`rag.text.normalize`).
         kind: The kind of answer wanted (see `question_kind`).
         search_text: The words an answer's sentence may hold (see `search_words`).
+        terms: The question's search terms, spelled as the collection spells them (BM25).
+        groups: One entry per word of `search_text`: the collection's spellings of its terms
+            and their weight, the rarest term's idf (see `analyse`).
+        byline_field: For a question about an article itself, `author` or `date`.
+        about_terms: The terms that name what such a question is about (not "article"...).
         event: The event a "when" or "who" question asks about (see `event_asked`).
         detail: What a date or number question asks for precisely (see `answer_detail`).
         acronym: The acronym a definition question asks about.
@@ -240,8 +273,13 @@ class Query:
     """
 
     text: str
+    normalized: str
     kind: str
     search_text: str
+    terms: tuple[str, ...] = ()
+    groups: tuple[tuple[Group, float], ...] = ()
+    byline_field: str | None = None
+    about_terms: frozenset[str] = frozenset()
     event: str | None = None
     detail: str | None = None
     acronym: str | None = None
@@ -249,11 +287,12 @@ class Query:
     named: frozenset[str] = frozenset()
 
 
-def analyse(question: str) -> Query:
-    """Check a question and work out, once, what it asks for.
+def analyse(question: str, lexicon: Lexicon) -> Query:
+    """Check a question and work out, once, what it asks for and how the collection spells it.
 
     Args:
         question: What the reader typed.
+        lexicon: The collection's terms (`Index.lexicon`), which its words are resolved to.
 
     Returns:
         The analysed question.
@@ -262,14 +301,45 @@ def analyse(question: str) -> Query:
         QuestionError: See `check_question`.
     """
     text = check_question(question)
-    kind = question_kind(text)
+    normalized = normalize(text)
+    folded = normalized.casefold()
+    named = _names(folded)
+    kind = _kind(text, folded, bool(named))
+    search_text = search_words(text, kind)
+    question_terms = terms(text)
+    byline_field = None
+    if kind == "metadata":
+        byline_field = "date" if re.search(r"(?i)\b(when|date|day|published)\b", text) else "author"
+        if re.search(r"(?i)\b(who|author|wrote|written)\b", text):
+            byline_field = "author"
     return Query(
         text=text,
+        normalized=normalized,
         kind=kind,
-        search_text=search_words(text, kind),
-        event=event_asked(text, kind),
-        detail=answer_detail(text, kind),
+        search_text=search_text,
+        terms=tuple(t for term in question_terms for t in lexicon.resolve(term)),
+        groups=_groups(search_text, lexicon),
+        byline_field=byline_field,
+        about_terms=frozenset(question_terms) - _ABOUT_ARTICLES,
+        event=_event(folded, kind),
+        detail=_detail(folded, kind),
         acronym=acronym_of(text) if kind == "definition" else None,
-        counted=frozenset(counted_terms(text)) if kind == "number" else frozenset(),
-        named=frozenset(names_asked(text)) if kind == "names" else frozenset(),
+        counted=frozenset(_counted(normalized)) if kind == "number" else frozenset(),
+        named=frozenset(named) if kind == "names" else frozenset(),
     )
+
+
+def _groups(search_text: str, lexicon: Lexicon) -> tuple[tuple[Group, float], ...]:
+    # One entry per question word: the collection's spellings of its terms, weighted by the
+    # rarest of them. A word the collection lacks (no close spelling either) keeps the weight
+    # of the rarest term: a question about something the articles never mention should not
+    # look covered.
+    rarest = math.log(1 + (lexicon.documents + 0.5) / 0.5)
+    groups: dict[Group, float] = {}
+    for word_terms in term_groups(search_text):
+        resolved = frozenset(t for term in word_terms for t in lexicon.resolve(term))
+        if resolved:
+            groups[resolved] = max(lexicon.idf(t) for t in resolved)
+        else:
+            groups[frozenset({"?" + word_terms[0]})] = rarest
+    return tuple(groups.items())

@@ -56,6 +56,8 @@ class Lexicon:
         self._by_letter: dict[str, list[str]] = {}
         for word in sorted(self.vocabulary):
             self._by_letter.setdefault(word[:1], []).append(word)
+        # Cached per lexicon: a class-level cache would keep replaced indexes alive.
+        self.resolve = functools.lru_cache(maxsize=4096)(self._resolve)
 
     def save(self, directory: Path) -> None:
         """Write the lexicon into a folder (the files in `FILES`)."""
@@ -87,8 +89,7 @@ class Lexicon:
         df = self.document_frequency.get(term, 0)
         return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5))) if df else 0.0
 
-    @functools.lru_cache(maxsize=4096)
-    def resolve(self, term: str) -> tuple[str, ...]:
+    def _resolve(self, term: str) -> tuple[str, ...]:
         """Map a query term to the collection's terms: itself, or close spellings of it.
 
         A close spelling is one or two edits away (two for words of eight letters or more)
@@ -107,10 +108,6 @@ class Lexicon:
         )
         close = sorted((int(distance), word) for word, distance, _ in found)
         return tuple(word for _, word in close[:2])
-
-    def query_terms(self, question: str) -> list[str]:
-        """The question's terms as they are spelled in the collection."""
-        return [t for term in terms(question) for t in self.resolve(term)]
 
     def term_scores(self, query: list[str]) -> np.ndarray:
         """BM25 score of every chunk for terms already resolved (see `query_terms`): the sum,

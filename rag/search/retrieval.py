@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.answer.question import Query
 from rag.index.lexicon import Lexicon
 from rag.index.store import Index, content_tokens
 from rag.settings import METHODS, Method
@@ -128,9 +129,11 @@ class Retriever:
         self.encoder = encoder
         self.lexicon = index.lexicon
         self.backend = backend or InProcess(index, self.lexicon)
+        # Cached per retriever, not per class: a class-level cache would keep every index
+        # replaced by a hot swap alive.
+        self._encode_question = functools.lru_cache(maxsize=1024)(self._encode)
 
-    @functools.lru_cache(maxsize=1024)
-    def _encode_question(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         vector, pieces, vectors = self.encoder.encode_query(question)
         return vector, content_tokens(pieces, vectors)
 
@@ -144,7 +147,7 @@ class Retriever:
 
     def retrieve(
         self,
-        question: str,
+        query: Query,
         k: int = 5,
         *,
         method: Method = "hybrid",
@@ -153,7 +156,7 @@ class Retriever:
         """Return the top-k passages for a question.
 
         Args:
-            question: The question as the reader typed it.
+            query: The analysed question (`rag.answer.question.analyse`).
             k: How many passages.
             method: `dense` (embeddings), `bm25` (words) or `hybrid` (reciprocal rank fusion).
             articles: Only chunks of these article ids (filters); None for all.
@@ -166,8 +169,8 @@ class Retriever:
                 f"unknown retrieval method {method!r}; use one of {', '.join(METHODS)}"
             )
         found = self.backend.search(
-            self.question_vector(question),
-            self.lexicon.query_terms(question),
+            self.question_vector(query.text),
+            list(query.terms),
             k=k,
             method=method,
             articles=articles,
