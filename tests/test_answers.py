@@ -127,7 +127,12 @@ def test_unaskable_questions_are_refused(engine, question):
 @pytest.mark.parametrize("question", ["Кто убил Хишама аль-Хашими?", "🔥🔥 isis 🔥", "伊拉克"])
 def test_other_scripts_and_emoji_never_crash(engine, question):
     answer = engine.ask(question)
-    assert answer.answered in (True, False) and len(answer.passages) > 0
+    assert len(answer.passages) > 0
+    # Either quotes, each equal to its article's text at the cited offsets, or a reason.
+    assert answer.answered == bool(answer.sentences) and (answer.answered or answer.reason)
+    for sentence in answer.sentences:
+        c = sentence.citations[0]
+        assert engine.index.articles[c.article_id].text[c.start : c.end] == sentence.text
 
 
 def test_filters_limit_the_sources(engine):
