@@ -3,26 +3,85 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
 from rag.types import Answer, Article, Citation, Passage
 
+# The order of the keys of each plain form; a field added to a core type comes after these.
+ANSWER_KEYS = (
+    "question",
+    "answered",
+    "confidence",
+    "kind",
+    "reason",
+    "sentences",
+    "sources",
+    "passages",
+    "timings",
+)
+ANSWER_OMITS = ("notes",)  # fields of `Answer` that its plain form leaves out
+SENTENCE_KEYS = ("text", "span", "score", "citations")
+SOURCE_KEYS = ("number", "article_id", "title", "author", "date")
+ARTICLE_KEYS = (
+    "id",
+    "title",
+    "author",
+    "date",
+    "caption",
+    "url",
+    "source",
+    "sections",
+    "text",
+    "body_end",
+    "paragraphs",
+    "byline",
+)
+ARTICLE_TEXT_KEYS = ("text", "body_end", "paragraphs", "byline")  # not in the short form
+
+
+def plain(value: Any) -> Any:
+    """A core value as plain data: a dataclass as a dict of its fields in declaration order,
+    a date as YYYY-MM-DD, a tuple as a list, a path as text.
+
+    Args:
+        value: A core dataclass, or any value one holds.
+
+    Returns:
+        JSON-ready data.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def ordered(data: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The dict with `keys` first, in that order, then its other keys as they were.
+
+    Args:
+        data: A plain form.
+        keys: The keys that come first.
+
+    Returns:
+        A new dict with the same items.
+    """
+    return {**{key: data[key] for key in keys if key in data}, **data}
+
 
 def citation_to_dict(citation: Citation) -> dict[str, Any]:
     """A citation as plain data."""
-    return {
-        "article_id": citation.article_id,
-        "title": citation.title,
-        "author": citation.author,
-        "date": citation.date.isoformat() if citation.date else None,
-        "start": citation.start,
-        "end": citation.end,
-        "span_start": citation.span_start,
-        "span_end": citation.span_end,
-    }
+    return plain(citation)
 
 
 def passage_to_dict(passage: Passage) -> dict[str, Any]:
@@ -79,8 +138,9 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         answer: The answer.
 
     Returns:
-        A JSON-ready dict: the answer sentences, each citation with its source number, the
-        numbered sources, and the passages, each with the ranges of it that the answer quotes.
+        A JSON-ready dict: the answer's fields, with the answer sentences, each citation with
+        its source number, the numbered sources, and the passages, each with the ranges of it
+        that the answer quotes.
     """
     numbers = source_numbers(answer)
     cited = [c for s in answer.sentences for c in s.citations]
@@ -96,52 +156,43 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
             if c.article_id == p.article.id and c.start < p.chunk.end and c.end > p.chunk.start
         )
         passages.append(data)
-    return {
-        "question": answer.question,
-        "answered": answer.answered,
-        "confidence": answer.confidence,
-        "kind": answer.kind,
-        "reason": answer.reason,
-        "sentences": [
-            {
-                "text": s.text,
-                "span": s.span,
-                "score": s.score,
-                "citations": [_numbered(c, numbers) for c in s.citations],
-            }
-            for s in answer.sentences
-        ],
-        "sources": [
-            {k: source[k] for k in ("number", "article_id", "title", "author", "date")}
-            for source in sources.values()
-        ],
-        "passages": passages,
-        "timings": {
-            "retrieve_ms": answer.timings.retrieve_ms,
-            "answer_ms": answer.timings.answer_ms,
-            "total_ms": answer.timings.total_ms,
-        },
+    sentences = [
+        ordered(
+            {**plain(s), "citations": [_numbered(c, numbers) for c in s.citations]},
+            SENTENCE_KEYS,
+        )
+        for s in answer.sentences
+    ]
+    others = {
+        f.name: plain(getattr(answer, f.name))
+        for f in fields(answer)
+        if f.name not in ("sentences", "passages", *ANSWER_OMITS)
     }
+    return ordered(
+        {
+            **others,
+            "sentences": sentences,
+            "sources": [{k: source[k] for k in SOURCE_KEYS} for source in sources.values()],
+            "passages": passages,
+        },
+        ANSWER_KEYS,
+    )
 
 
 def article_to_dict(article: Article, *, with_text: bool = True) -> dict[str, Any]:
-    """An article as plain data."""
-    data: dict[str, Any] = {
-        "id": article.id,
-        "title": article.title,
-        "author": article.author,
-        "date": article.date.isoformat() if article.date else None,
-        "caption": article.caption,
-        "url": article.url,
-        "source": source_label(article),
-        "sections": [{"title": s.title, "start": s.start, "end": s.end} for s in article.sections],
-    }
-    if with_text:
-        data["text"] = article.text
-        data["body_end"] = article.body_end
-        data["paragraphs"] = [list(p) for p in article.paragraphs]
-        data["byline"] = list(article.byline) if article.byline else None
-    return data
+    """An article as plain data.
+
+    Args:
+        article: The article.
+        with_text: Keep its text and the offsets into it (else the short form, for lists).
+
+    Returns:
+        Its fields, `source` said in a word (see `source_label`).
+    """
+    data = {**plain(article), "source": source_label(article)}
+    if not with_text:
+        data = {k: v for k, v in data.items() if k not in ARTICLE_TEXT_KEYS}
+    return ordered(data, ARTICLE_KEYS)
 
 
 def newest_first(articles: Iterable[Article]) -> list[Article]:

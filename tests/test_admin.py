@@ -14,7 +14,7 @@ import urllib.parse
 import pytest
 from fastapi.testclient import TestClient
 
-import web.app
+import web.admin
 from eval.benchmark import load, serving
 from eval.harness import DEFAULT_QA, load_qa
 from rag.engine import Engine
@@ -70,7 +70,7 @@ def test_the_token_is_compared_in_constant_time(admin_client, monkeypatch):
         compared.append((a, b))
         return a == b
 
-    monkeypatch.setattr(web.app.hmac, "compare_digest", compare)
+    monkeypatch.setattr(web.admin.hmac, "compare_digest", compare)
     assert (
         admin_client.delete("/articles/x", headers={"Authorization": "Bearer guess"}).status_code
         == 401

@@ -54,7 +54,12 @@ def server(tmp_path_factory, index_dir):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = workdir / "server.log"
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "RAG_INDEX_DIR": str(index_dir),
+        "RAG_QUESTIONS": str(ROOT / "eval" / "qa.jsonl"),
+        "PYTHONUNBUFFERED": "1",
+    }
     command = [sys.executable, "-m", "uvicorn", "--factory", "web.app:default_app"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as log:

@@ -12,7 +12,9 @@ import rag.examples
 import web.app
 from rag.engine import Engine
 from rag.settings import Settings
-from web.app import article_blocks, create_app, marked_pieces
+from tests.conftest import ROOT
+from web.app import create_app
+from web.pages import article_blocks, marked_pieces
 
 pytestmark = pytest.mark.model
 
@@ -34,7 +36,8 @@ def settings(index_dir) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(settings, engine: Engine) -> TestClient:
-    with TestClient(create_app(settings, engine=engine)) as client:
+    app = create_app(settings, engine=engine, questions=ROOT / "eval" / "qa.jsonl")
+    with TestClient(app) as client:
         yield client
 
 

@@ -1,14 +1,33 @@
-"""Validated input and output schemas of the web API."""
+"""The web API's schemas: validated requests, and responses derived from the core's types."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any, Literal
+import functools
+import operator
+from collections.abc import Collection, Mapping, Sequence
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
 
 from rag.answer.question import MAX_QUESTION_CHARS, MAX_TOP_K
+from rag.build.duplicates import Duplicate
+from rag.build.updates import Update
+from rag.serialize import (
+    ANSWER_KEYS,
+    ANSWER_OMITS,
+    ARTICLE_KEYS,
+    SENTENCE_KEYS,
+    SOURCE_KEYS,
+    answer_to_dict,
+    article_to_dict,
+    plain,
+)
+from rag.types import Answer, AnswerSentence, Article, Chunk, Citation, Passage, Section, Timings
 
 MAX_AUTHOR_CHARS = 200
 
@@ -72,111 +91,18 @@ class AskQuery(AskOptions):
     _q_not_blank = field_validator("q", mode="before")(_not_blank)
 
 
-class CitationOut(BaseModel):
-    """Where a quoted sentence stands in its article."""
+class ArticleIn(BaseModel):
+    """An article to add (`POST /articles`); one with the id of an article already there
+    replaces it. The id is made from the title when not given."""
 
-    article_id: str
-    title: str
-    author: str | None
-    date: dt.date | None
-    start: int = Field(description="Offset of the quote in the article's text.")
-    end: int = Field(description="End offset of the quote (exclusive).")
-    span_start: int | None = Field(description="Offset of the short answer inside the quote.")
-    span_end: int | None
-    number: int = Field(description="The source number shown as [n]; one per article.")
-    url: str = Field(description="The article page, scrolled to the quote and highlighting it.")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class SentenceOut(BaseModel):
-    """One quoted sentence of the answer."""
-
-    text: str = Field(description="Equals the first citation's article text at its offsets.")
-    span: str | None = Field(description="The short answer inside the sentence, if found.")
-    score: float
-    citations: list[CitationOut]
-
-
-class SourceOut(BaseModel):
-    """An article the answer quotes, numbered as in the citation markers."""
-
-    number: int
-    article_id: str
-    title: str
-    author: str | None
-    date: dt.date | None
-    url: str
-
-
-class PassageOut(BaseModel):
-    """A retrieved passage with its article's metadata."""
-
-    rank: int
-    score: float
-    article_id: str
-    title: str
-    author: str | None
-    date: dt.date | None
-    start: int
-    end: int
-    text: str
-    sentences: list[tuple[int, int]]
-    highlights: list[tuple[int, int]] = Field(
-        description="Ranges (article offsets) of the passage that the answer quotes."
-    )
-    url: str = Field(description="The article page with this passage highlighted.")
-
-
-class TimingsOut(BaseModel):
-    """Milliseconds spent answering."""
-
-    retrieve_ms: float
-    answer_ms: float
-    total_ms: float
-
-
-class AnswerOut(BaseModel):
-    """The answer to a question: quoted sentences with citations, or why there is none."""
-
-    question: str
-    answered: bool
-    confidence: float
-    kind: str
-    reason: str | None = Field(description="Why the articles do not answer, when they do not.")
-    sentences: list[SentenceOut]
-    sources: list[SourceOut]
-    passages: list[PassageOut]
-    timings: TimingsOut
-
-
-class SectionOut(BaseModel):
-    """A titled part of an article."""
-
-    title: str | None
-    start: int
-    end: int
-
-
-class ArticleSummary(BaseModel):
-    """An article in the list."""
-
-    id: str
-    title: str
-    author: str | None
-    date: dt.date | None
-    source: str = Field(description="Where it comes from: its site, else its file's name.")
-    sections: list[SectionOut]
-    page_url: str = Field(description="The article page of this app.")
-
-
-class ArticleOut(ArticleSummary):
-    """An article with its text; every offset of the API indexes `text`."""
-
-    caption: str | None
-    url: str | None = Field(description="The original address, when the source gives one.")
-    text: str
-    body_end: int
-    paragraphs: list[tuple[int, int]]
-    byline: tuple[int, int] | None
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, description="Paragraphs separated by blank lines.")
+    id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/?#\s]+$")
+    author: str | None = Field(None, max_length=MAX_AUTHOR_CHARS)
+    date: dt.date | None = Field(None, description="Publication day, YYYY-MM-DD.")
+    url: str | None = Field(None, max_length=2000, description="The original address.")
 
 
 class ManifestOut(BaseModel):
@@ -198,39 +124,252 @@ class HealthOut(BaseModel):
     manifest: ManifestOut | None = None
 
 
-class ArticleIn(BaseModel):
-    """An article to add (`POST /articles`); one with the id of an article already there
-    replaces it. The id is made from the title when not given."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    title: str = Field(min_length=1, max_length=500)
-    text: str = Field(min_length=1, description="Paragraphs separated by blank lines.")
-    id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/?#\s]+$")
-    author: str | None = Field(None, max_length=MAX_AUTHOR_CHARS)
-    date: dt.date | None = Field(None, description="Publication day, YYYY-MM-DD.")
-    url: str | None = Field(None, max_length=2000, description="The original address.")
+# Response models derived from the core's dataclasses: each field's type comes from the
+# core type (a nested core type becoming its response model, a tuple a list), so a field
+# added there is in the API too. Every field is required: a response always carries it.
+_FORMS: dict[type, type[BaseModel]] = {}
 
 
-class DuplicateOut(BaseModel):
-    """Two articles that tell one story; answers cite each once."""
+def _out(kind: Any) -> Any:
+    # The response type of a core field's type.
+    if kind in _FORMS:
+        return _FORMS[kind]
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[_out(args[0])]
+    if origin in (Union, UnionType):
+        return functools.reduce(operator.or_, map(_out, args))
+    return kind
 
-    first: str
-    second: str
-    similarity: float = Field(description="Share of the shorter one's text found in the other.")
+
+def derived(
+    name: str,
+    core: type | tuple[type, ...],
+    doc: str,
+    *,
+    keys: Sequence[str] = (),
+    rest: bool = True,
+    omit: Collection[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    describe: Mapping[str, str] | None = None,
+    base: type[BaseModel] = BaseModel,
+    form: bool = True,
+) -> type[BaseModel]:
+    """A response model with the fields of a core dataclass.
+
+    Args:
+        name: The model's name (its name in the OpenAPI schema).
+        core: The dataclass; or several, a field's type then coming from the first that
+            has a field of its name.
+        doc: The model's description.
+        keys: Fields to put first, in this order (the order of the plain form).
+        rest: Then the other fields of the (first) dataclass, in declaration order; False
+            keeps to `keys` (a projection).
+        omit: Fields left out.
+        extra: Fields the core types lack (links, numbers): name → type.
+        describe: Descriptions of fields, by name.
+        base: A model whose fields come first.
+        form: Use this model for the dataclass wherever another derived model holds it.
+
+    Returns:
+        The pydantic model.
+    """
+    cores = core if isinstance(core, tuple) else (core,)
+    hints: dict[str, Any] = {}
+    for kind in reversed(cores):
+        hints |= get_type_hints(kind)
+    extra, describe = extra or {}, describe or {}
+    declared = [f.name for f in dataclasses.fields(cores[0])] if rest else []
+    names = [n for n in dict.fromkeys([*keys, *declared, *extra]) if n not in omit]
+    fields: dict[str, Any] = {
+        n: (extra[n] if n in extra else _out(hints[n]), Field(description=describe.get(n)))
+        for n in names
+        if n not in base.model_fields
+    }
+    model = create_model(name, __base__=base, __doc__=doc, __module__=__name__, **fields)
+    if form:
+        _FORMS[cores[0]] = model
+    return model
 
 
-class UpdateOut(BaseModel):
-    """What adding or removing articles did."""
+SectionOut = derived("SectionOut", Section, "A titled part of an article.")
+CitationOut = derived(
+    "CitationOut",
+    Citation,
+    "Where a quoted sentence stands in its article.",
+    extra={"number": int, "url": str},
+    describe={
+        "start": "Offset of the quote in the article's text.",
+        "end": "End offset of the quote (exclusive).",
+        "span_start": "Offset of the short answer inside the quote.",
+        "number": "The source number shown as [n]; one per article.",
+        "url": "The article page, scrolled to the quote and highlighting it.",
+    },
+)
+SentenceOut = derived(
+    "SentenceOut",
+    AnswerSentence,
+    "One quoted sentence of the answer.",
+    keys=SENTENCE_KEYS,
+    describe={
+        "text": "Equals the first citation's article text at its offsets.",
+        "span": "The short answer inside the sentence, if found.",
+    },
+)
+SourceOut = derived(
+    "SourceOut",
+    Citation,
+    "An article the answer quotes, numbered as in the citation markers.",
+    keys=SOURCE_KEYS,
+    rest=False,
+    extra={"number": int, "url": str},
+    form=False,
+)
+PassageOut = derived(
+    "PassageOut",
+    (Passage, Chunk, Article),
+    "A retrieved passage with its article's metadata.",
+    keys=(
+        "rank",
+        "score",
+        "article_id",
+        "title",
+        "author",
+        "date",
+        "start",
+        "end",
+        "text",
+        "sentences",
+        "highlights",
+        "url",
+    ),
+    rest=False,
+    extra={"highlights": list[tuple[int, int]], "url": str},
+    describe={
+        "highlights": "Ranges (article offsets) of the passage that the answer quotes.",
+        "url": "The article page with this passage highlighted.",
+    },
+)
+TimingsOut = derived("TimingsOut", Timings, "Milliseconds spent answering.")
+AnswerOut = derived(
+    "AnswerOut",
+    Answer,
+    "The answer to a question: quoted sentences with citations, or why there is none.",
+    keys=ANSWER_KEYS,
+    omit=ANSWER_OMITS,
+    extra={"sources": list[SourceOut]},
+    describe={"reason": "Why the articles do not answer, when they do not."},
+)
+ArticleSummary = derived(
+    "ArticleSummary",
+    Article,
+    "An article in the list.",
+    keys=("id", "title", "author", "date", "source", "sections"),
+    rest=False,
+    extra={"page_url": str},
+    describe={
+        "source": "Where it comes from: its site, else its file's name.",
+        "page_url": "The article page of this app.",
+    },
+    form=False,
+)
+ArticleOut = derived(
+    "ArticleOut",
+    Article,
+    "An article with its text; every offset of the API indexes `text`.",
+    keys=ARTICLE_KEYS,
+    describe={"url": "The original address, when the source gives one."},
+    base=ArticleSummary,
+    form=False,
+)
+DuplicateOut = derived(
+    "DuplicateOut",
+    Duplicate,
+    "Two articles that tell one story; answers cite each once.",
+    describe={"similarity": "Share of the shorter one's text found in the other."},
+)
+UpdateOut = derived(
+    "UpdateOut",
+    Update,
+    "What adding or removing articles did.",
+    keys=(
+        "added",
+        "updated",
+        "removed",
+        "unchanged",
+        "skipped",
+        "duplicates",
+        "embedded_chunks",
+        "embedded_sentences",
+        "articles",
+        "chunks",
+        "seconds",
+    ),
+    rest=False,
+    describe={"skipped": "What could not be read, and why."},
+)
 
-    added: list[str]
-    updated: list[str]
-    removed: list[str]
-    unchanged: int
-    skipped: list[str] = Field(description="What could not be read, and why.")
-    duplicates: list[DuplicateOut]
-    embedded_chunks: int
-    embedded_sentences: int
-    articles: int
-    chunks: int
-    seconds: float
+
+def article_url(article_id: str, start: int | None = None, end: int | None = None) -> str:
+    """The address of an article page, optionally highlighting and scrolled to a range.
+
+    Args:
+        article_id: The article.
+        start: Start offset of the range to highlight in the article's text.
+        end: End offset (exclusive).
+
+    Returns:
+        A site-relative URL.
+    """
+    path = f"/articles/{quote(article_id, safe='')}"
+    return path if start is None or end is None else f"{path}?hl={start}-{end}#quote"
+
+
+def answer_out(answer: Answer) -> BaseModel:
+    """The API form of an answer: the core's plain data with page links.
+
+    Args:
+        answer: The answer.
+
+    Returns:
+        An `AnswerOut`, with a `url` for every source, citation and passage.
+    """
+    data = answer_to_dict(answer)
+    for source in data["sources"]:
+        source["url"] = article_url(source["article_id"])
+    for sentence in data["sentences"]:
+        for citation in sentence["citations"]:
+            citation["url"] = article_url(
+                citation["article_id"], citation["start"], citation["end"]
+            )
+    for passage in data["passages"]:
+        passage["url"] = article_url(passage["article_id"], passage["start"], passage["end"])
+    return AnswerOut.model_validate(data)
+
+
+def article_out(article: Article, *, with_text: bool = True) -> BaseModel:
+    """The API form of an article.
+
+    Args:
+        article: The article.
+        with_text: The whole article (an `ArticleOut`), else its entry in the list (an
+            `ArticleSummary`).
+
+    Returns:
+        The model, with the address of the article's page.
+    """
+    model = ArticleOut if with_text else ArticleSummary
+    data = article_to_dict(article, with_text=with_text)
+    return model.model_validate({**data, "page_url": article_url(article.id)})
+
+
+def update_out(update: Update) -> BaseModel:
+    """The API form of what adding or removing articles did.
+
+    Args:
+        update: The update.
+
+    Returns:
+        An `UpdateOut`, its time in seconds rounded to milliseconds.
+    """
+    return UpdateOut.model_validate({**plain(update), "seconds": round(update.seconds, 3)})

@@ -36,7 +36,16 @@ class View:
 
     @classmethod
     def of(cls, engine: Engine, generation: str, examples: Sequence[str] = ()) -> View:
-        """The view of an engine and its articles' authors."""
+        """The view of an engine and its articles' authors.
+
+        Args:
+            engine: The open engine.
+            generation: The index generation it serves.
+            examples: Questions to offer as examples.
+
+        Returns:
+            The view.
+        """
         index = engine.index
         return cls(
             engine,
@@ -166,7 +175,12 @@ class AppState:
         return True
 
     def watch(self, stop: threading.Event, every: float = RELOAD_SECONDS) -> None:
-        """Look for a new generation of the index every `every` seconds until stopped."""
+        """Look for a new generation of the index every `every` seconds until stopped.
+
+        Args:
+            stop: Set to stop looking.
+            every: Seconds between looks.
+        """
         while not stop.wait(every):
             try:
                 self.refresh()
@@ -194,7 +208,11 @@ class AppState:
         return self.view.examples if self.view else ()
 
     def health(self) -> HealthOut:
-        """Whether questions can be asked, with the index's manifest once it is loaded."""
+        """Whether questions can be asked, with the index's manifest once it is loaded.
+
+        Returns:
+            The health, as `/healthz` gives it.
+        """
         if self.view is None:
             status = "failed" if self.error else "loading"
             return HealthOut(ready=False, status=status, error=self.error)
@@ -210,7 +228,12 @@ class AppState:
         return HealthOut(ready=True, status="ready", manifest=manifest)
 
     def not_ready(self) -> str:
-        """Why questions cannot be asked yet."""
+        """Why questions cannot be asked yet.
+
+        Returns:
+            The message: the error that stopped the index loading, else how long it has been
+            loading.
+        """
         if self.error:
             return self.error
         waited = time.monotonic() - self.started
