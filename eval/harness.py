@@ -16,7 +16,7 @@ from eval.metrics import check_thresholds, score_question, summarize
 from eval.report import render_html
 from rag.engine import Engine
 from rag.service import open_engine
-from rag.settings import ANSWERERS, METHODS
+from rag.settings import ANSWERERS, METHODS, Settings
 
 HERE = Path(__file__).parent
 DEFAULT_QA = HERE / "qa.jsonl"
@@ -168,23 +168,22 @@ def format_kinds(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     """`rag eval`: evaluate, print a table, write reports, and check the thresholds.
 
     Args:
         args: Parsed arguments of `rag eval`.
+        settings: The collection, index and defaults to evaluate, made from the arguments
+            by the `rag` command.
 
     Returns:
         0 when every threshold holds, 1 when one fails.
     """
-    from rag.cli import _settings
-
     qa_path = Path(args.qa) if args.qa else DEFAULT_QA
     qas = load_qa(qa_path)
     thresholds_path = Path(args.thresholds) if args.thresholds else None
     if thresholds_path is None and qa_path.resolve() == DEFAULT_QA.resolve() and not args.paths:
         thresholds_path = DEFAULT_THRESHOLDS
-    settings = _settings(args)
     engine = open_engine(settings)
     for warning in engine.skipped:
         print(f"rag: warning: {warning}", file=sys.stderr)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rag.settings import Settings
+from rag.settings import DEFAULT_COLLECTION, Settings
 from tests.conftest import ROOT
 
 
@@ -75,7 +75,7 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(engine, ind
 def test_the_update_summary_names_what_changed_was_skipped_and_is_left_out(tmp_path):
     from rag.build.duplicates import Duplicate
     from rag.build.updates import Update
-    from rag.cli import format_update
+    from rag.cli.output import format_update
 
     update = Update(
         directory=tmp_path,
@@ -105,3 +105,46 @@ def test_the_update_summary_names_what_changed_was_skipped_and_is_left_out(tmp_p
         "    'Story' and 'Copy', 85% of the shorter one's text shared",
         "  Embedded 1 chunks and 4 sentences (8 chunks kept from the index it replaced) in 1.2 s.",
     ]
+
+
+def test_eval_does_not_import_the_cli():
+    # The CLI is the composition root: it reaches into eval, never the other way round (a
+    # subprocess that runs `rag` is fine, it is a string, not an import).
+    import ast
+
+    for path in sorted((ROOT / "eval").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any(n == "rag.cli" or n.startswith("rag.cli.") for n in names), path
+
+
+@pytest.mark.parametrize("given", ["none", "shipped", "other", "file", "missing"])
+def test_serve_offers_the_eval_questions_only_for_the_shipped_collection(
+    monkeypatch, tmp_path, given
+):
+    import web.app
+    from eval.harness import DEFAULT_QA
+    from rag.cli import main
+
+    served = {}
+    monkeypatch.setattr(web.app, "serve", lambda settings, **options: served.update(options))
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text("", encoding="utf-8")
+    args, expected = {
+        "none": ([], DEFAULT_QA),
+        "shipped": ([str(DEFAULT_COLLECTION)], DEFAULT_QA),
+        "other": ([str(tmp_path)], None),
+        "file": ([str(tmp_path), "--questions", str(questions)], questions),
+        "missing": (["--questions", str(tmp_path / "none.jsonl")], None),
+    }[given]
+    status = main(["serve", "--port", "8123", *args])
+    if given == "missing":
+        assert status == 2 and not served
+    else:
+        assert status == 0
+        assert served == {"host": "127.0.0.1", "port": 8123, "questions": expected}

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from rag.answer.question import analyse
 from rag.build.indexing import build_lock
 from rag.build.updates import add_articles, current_collection, open_index, remove_articles
 from rag.errors import CollectionError
@@ -71,7 +72,9 @@ def test_an_added_article_is_the_only_text_embedded_and_is_found(settings):
         1,
     )
     assert (update.embedded_chunks, update.embedded_sentences) == (1, 1)
-    (best, *_) = Retriever(index, FakeEncoder()).retrieve("Which port reopened?", 2)
+    (best, *_) = Retriever(index, FakeEncoder()).retrieve(
+        analyse("Which port reopened?", index.lexicon), 2
+    )
     assert best.article.id == "port"
     # The next process sees the addition: the collection with its changes is current.
     again, update = open_index(settings, Counting())
@@ -105,7 +108,10 @@ def test_a_removed_article_leaves_no_chunk_sentence_vector_or_bm25_entry(setting
     assert len(index.sentence_vectors) == len(index.sentences)
     retriever = Retriever(index, FakeEncoder())
     assert "qasr" not in retriever.lexicon.vocabulary
-    assert all(p.article.id != "port" for p in retriever.retrieve("Umm Qasr port", 5))
+    assert all(
+        p.article.id != "port"
+        for p in retriever.retrieve(analyse("Umm Qasr port", retriever.lexicon), 5)
+    )
 
 
 def test_an_article_of_the_files_can_be_removed_and_added_back(settings):
@@ -159,8 +165,10 @@ def test_updates_and_a_full_build_of_the_same_collection_are_identical(settings,
     assert np.allclose(incremental.sentence_vectors, full.sentence_vectors, atol=1e-6)
     assert np.array_equal(incremental.token_offsets, full.token_offsets)
     for question in ("Who vowed revenge?", "What struck Erbil airport?", "Who was arrested?"):
-        a = Retriever(incremental, FakeEncoder()).retrieve(question, 5)
-        b = Retriever(full, FakeEncoder()).retrieve(question, 5)
+        a = Retriever(incremental, FakeEncoder()).retrieve(
+            analyse(question, incremental.lexicon), 5
+        )
+        b = Retriever(full, FakeEncoder()).retrieve(analyse(question, full.lexicon), 5)
         assert [(p.chunk.id, p.score) for p in a] == [(p.chunk.id, p.score) for p in b]
 
 

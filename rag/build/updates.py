@@ -3,105 +3,30 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rag.build.changes import Changes, apply_changes, read_changes, write_changes
 from rag.build.duplicates import Duplicate
-from rag.errors import (
-    CollectionError,
-    FetchError,
-    IndexMissingError,
-    IndexProblemError,
-    IndexStaleError,
+from rag.build.indexing import (
+    EmbeddingCache,
+    build_index,
+    build_lock,
+    index_from_snapshot,
+    stale_reasons,
 )
-from rag.build.indexing import EmbeddingCache, build_index, build_lock, index_from_snapshot, stale_reasons
+from rag.build.pipeline import build_snapshot
+from rag.errors import CollectionError, IndexMissingError, IndexProblemError, IndexStaleError
 from rag.index.store import Index, Progress, load_index, read_manifest, save_index, saved_articles
 from rag.ingest.articles import Collection
-from rag.ingest.files import expand_paths, load_collection, read_data, read_file
-from rag.build.pipeline import build_snapshot
+from rag.ingest.files import load_collection
 from rag.settings import Settings
-from rag.index.tables import article_from_json, article_to_json
 from rag.types import Article
 
-# Kept in the index directory, beside the generations: what `rag add` and `rag remove`
-# changed in the collection its files make.
-CHANGES_FILE = "changes.json"
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """Articles added to a collection (new ones, or new versions of its own), and the ids of
-    articles removed from it."""
-
-    added: tuple[Article, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed)
-
-
-def read_changes(directory: Path) -> Changes:
-    """The changes recorded in an index directory; none when there is no record.
-
-    Raises:
-        IndexProblemError: The record is unreadable; the message names it.
-    """
-    path = directory / CHANGES_FILE
-    if not path.is_file():
-        return Changes()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Changes(tuple(article_from_json(a) for a in data["added"]), tuple(data["removed"]))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise IndexProblemError(
-            f"The record of added and removed articles, {path}, cannot be read ({e}). Move it"
-            " away to start again from the collection's files."
-        ) from e
-
-
-def write_changes(directory: Path, changes: Changes) -> None:
-    """Record the changes atomically (a new file, then a rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    data = {"added": [article_to_json(a) for a in changes.added], "removed": list(changes.removed)}
-    temporary = directory / f".{CHANGES_FILE}.{uuid.uuid4().hex[:6]}"
-    with temporary.open("w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, directory / CHANGES_FILE)
-
-
-def apply_changes(collection: Collection, changes: Changes) -> Collection:
-    """The collection with the changes made: additions replace articles of the same id or
-    are appended, removed ids are left out.
-
-    Args:
-        collection: The collection its files make.
-        changes: What was added and removed since.
-
-    Returns:
-        The collection; its fingerprint covers the changes too.
-    """
-    if not changes:
-        return collection
-    added = {a.id: a for a in changes.added}
-    removed = set(changes.removed)
-    articles = [added.pop(a.id, a) for a in collection.articles if a.id not in removed]
-    articles += [a for a in added.values() if a.id not in removed]
-    digest = hashlib.sha256(collection.fingerprint.encode())
-    for article in changes.added:
-        digest.update(json.dumps(article_to_json(article), sort_keys=True).encode())
-    digest.update(json.dumps(sorted(removed)).encode())
-    return replace(collection, articles=tuple(articles), fingerprint=digest.hexdigest()[:32])
 
 
 @dataclass(frozen=True)
@@ -125,38 +50,6 @@ class Update:
     left_out: tuple[str, ...] = ()
     # The snapshot the index was made from (see `index_in_batch`), if any.
     snapshot: Path | None = None
-
-
-def read_sources(sources: Sequence[str]) -> tuple[list[Article], list[str]]:
-    """Read articles from files, folders and http(s) addresses of pages and feeds.
-
-    Args:
-        sources: Paths and addresses, as typed.
-
-    Returns:
-        (the articles, what was skipped and why: a missing path, an address that failed, a
-        file that holds no article...).
-    """
-    from rag.ingest.fetch import fetch, is_url
-
-    articles: list[Article] = []
-    warnings: list[str] = []
-    for source in sources:
-        if is_url(source):
-            try:
-                fetched = fetch(source)
-            except FetchError as e:
-                warnings.append(str(e))
-                continue
-            found = read_data(fetched.data, fetched.suffix, fetched.url, warnings)
-            # A page that does not name its own address gets the one it was fetched from.
-            articles += [a if a.url else replace(a, url=fetched.url) for a in found]
-        elif not Path(source).exists():
-            warnings.append(f"{source}: skipped, no such file or folder")
-        else:
-            for path in expand_paths([source], warnings):
-                articles += read_file(path, warnings)
-    return articles, warnings
 
 
 def current_collection(settings: Settings) -> Collection:

@@ -1,0 +1,1 @@
+"""Build time: articles cut into chunks, embedded and written as an index, a snapshot, or a change to one."""
