@@ -50,6 +50,7 @@ class TrainSettings:
     max_steps: int | None = None
     frozen_layers: int = FROZEN_LAYERS
     null_span: bool = False  # a non-answer's span target is [CLS]: the span head learns "none"
+    init: str | None = None  # a reader folder whose weights training starts from (None: the base)
 
 
 def _span_positions(
@@ -120,6 +121,18 @@ def train_reader(
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = build_model(base)
     names = set(trainable_names(model, settings.frozen_layers))
+    if settings.init:
+        from safetensors.torch import load_file
+
+        start = {
+            k: v.float() for k, v in load_file(str(Path(settings.init) / WEIGHTS_FILE)).items()
+        }
+        if not set(start) <= names:
+            raise ValueError(
+                f"The reader in {settings.init} trained other layers than {settings.frozen_layers}"
+                " frozen ones: pass its --frozen-layers."
+            )
+        model.load_state_dict(start, strict=False)
 
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name in names

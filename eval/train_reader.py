@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.words import content_words
 from rag.sentences import split_sentences
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -21,48 +21,6 @@ SQUAD_DEV = DATASETS / "squad2" / "dev-half-v2.0.json"
 HELD_OUT_ARTICLES = 6
 # Negatives per question from its own paragraph (see `pairs_for`).
 PARAGRAPH_NEGATIVES = 2
-_WORD = re.compile(r"\w+")
-_STOP = set(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "from",
-        "and",
-        "or",
-        "is",
-        "was",
-        "were",
-        "are",
-        "be",
-        "been",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "did",
-        "do",
-        "does",
-        "that",
-        "this",
-        "it",
-        "its",
-        "as",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -77,10 +35,6 @@ class Question:
     answer: tuple[int, int] | None
     plausible_sentence: int | None
     others: tuple[str, ...]
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.casefold()) if w not in _STOP}
 
 
 def _locate(spans: Sequence[tuple[int, int]], start: int) -> int | None:
@@ -162,14 +116,14 @@ def pairs_for(
     """
     from embeddings.reader_training import Pair
 
-    asked = _words(question.question)
+    asked = content_words(question.question)
     sentences = question.sentences
 
     def context(i: int) -> str:
         return sentences[i - 1] if i > 0 else ""
 
     def closeness(text: str) -> tuple[int, float]:
-        return (len(asked & _words(text)), rng.random())
+        return (len(asked & content_words(text)), rng.random())
 
     pairs = []
     if question.answer_sentence is not None:
@@ -263,6 +217,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="train the span head to point at [CLS] for sentences that do not answer",
     )
+    parser.add_argument(
+        "--news",
+        action="store_true",
+        help="add the news training questions (realtimeqa-news, train split) to SQuAD's",
+    )
+    parser.add_argument(
+        "--squad-share",
+        type=float,
+        default=1.0,
+        help="share of SQuAD's pairs kept (default 1: all), to weigh the news ones more",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this reader's weights (e.g. embeddings/reader) instead of the base model",
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only N questions")
     parser.add_argument("--held-out-limit", type=int, default=600)
     args = parser.parse_args(argv)
@@ -274,17 +245,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_questions = rng.sample(train_questions, min(args.limit, len(train_questions)))
     held = random.Random(args.seed).sample(held, min(args.held_out_limit, len(held)))
     pairs = [p for q in train_questions for p in pairs_for(q, rng, hard=args.hard)]
+    if not 0 < args.squad_share <= 1:
+        parser.error("--squad-share must be a share above 0 and at most 1, such as 0.3")
+    if args.squad_share < 1:
+        pairs = rng.sample(pairs, int(len(pairs) * args.squad_share))
+    news: dict[str, Any] = {}
+    if args.news:
+        from eval.news import load_news, news_pairs
+
+        news_list, news = news_pairs(load_news(), "train", rng)
+        pairs += news_list
+        news["pairs"] = len(news_list)
     describe = {
         "train_articles": [a["title"] for a in train_articles],
         "held_out_articles": [a["title"] for a in held_articles],
         "train_questions": len(train_questions),
         "train_unanswerable": sum(q.answer_sentence is None for q in train_questions),
         "pairs": len(pairs),
+        "squad_share": args.squad_share,
+        "news": news,
+        "init": str(args.init) if args.init else None,
         "paragraph_negatives": args.hard,
         "sources": [
             "squad2/train-sample-v2.0.json",
             "squad2/dev-half-v2.0.json (first 10 articles)",
-        ],
+        ]
+        + (["realtimeqa-news (train split, 2023-2024)"] if args.news else []),
     }
     print(
         f"{len(train_articles)} articles, {len(train_questions)} questions"
@@ -300,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         frozen_layers=args.frozen_layers,
         null_span=args.null_span,
+        init=str(args.init) if args.init else None,
     )
     config = train_reader(
         pairs,

@@ -1,0 +1,120 @@
+"""The news data set: checked before use, answer sentences chosen with care, weeks pooled."""
+
+from __future__ import annotations
+
+import gzip
+import random
+
+import pytest
+
+from eval.news import (
+    ARTICLES_FILE,
+    NEWS_DIR,
+    QA_FILE,
+    NewsData,
+    NewsDataError,
+    answer_sentences,
+    load_news,
+    news_pairs,
+    week_set,
+)
+
+
+def _question(qid, week, found, answers, collection, *, choice=None, split="train"):
+    return {
+        "id": qid,
+        "question": f"question {qid}",
+        "answers": answers,
+        "articles": [],
+        "answer_found": found,
+        "needs_choices": False,
+        "correct_choice": choice or (answers[0] if answers else None),
+        "collection": collection,
+        "week": week,
+        "split": split,
+    }
+
+
+ARTICLES = {
+    "a": {"id": "a", "title": "Storm", "text": "Hurricane Helene hit Florida on Thursday."},
+    "b": {"id": "b", "title": "Zoo", "text": "The zoo in Washington got two pandas from China."},
+}
+
+
+def test_missing_and_altered_data_are_errors_that_name_the_file(tmp_path):
+    with pytest.raises(NewsDataError, match=rf"{ARTICLES_FILE} is missing"):
+        load_news(tmp_path)
+    for name in (ARTICLES_FILE, QA_FILE):
+        with gzip.open(tmp_path / name, "wt") as f:
+            f.write('{"id": "x"}\n')
+    with pytest.raises(NewsDataError, match=rf"{ARTICLES_FILE} is altered or truncated"):
+        load_news(tmp_path)
+
+
+def test_an_answer_sentence_holds_the_answer_and_speaks_of_the_question():
+    question = "Which storm hit Florida this week, forcing evacuations?"
+    sentences = [
+        "Helene was also the name of a ship.",  # the answer, but nothing of the question
+        "Officials said the storm, Helene, hit Florida's coast overnight.",
+        "Evacuations began across the state.",
+    ]
+    assert answer_sentences(question, ["Helene"], sentences) == [(1, (26, 32))]
+    # A number is found as a whole word only: "2" is not in "2024".
+    assert (
+        answer_sentences("How many pandas came to the zoo?", ["2"], ["In 2024 pandas came."]) == []
+    )
+
+
+def test_a_week_pools_its_articles_and_keeps_only_true_refusals():
+    data = NewsData(
+        ARTICLES,
+        (
+            _question("q1", "w1", "exact", ["Helene"], ["a"]),
+            _question("q2", "w1", "none", [], ["a"], choice="China"),  # answered in b's text
+            _question("q3", "w1", "none", [], ["b"], choice="Japan"),
+        ),
+    )
+    articles, qas = week_set(data, "w1", list(data.questions))
+    assert {a["id"] for a in articles} == {"a", "b"}
+    assert [(q["id"], q["answers"], q["articles"]) for q in qas] == [
+        ("q1", ["Helene"], ["Storm"]),
+        ("q3", [], []),
+    ]
+
+
+def test_news_pairs_label_answer_sentences_and_every_sentence_of_a_refusal():
+    data = NewsData(
+        {
+            "a": {
+                "id": "a",
+                "title": "Storm",
+                "text": "Hurricane Helene hit Florida on Thursday. Schools closed. Rain fell.",
+            },
+        },
+        (
+            {
+                **_question("q1", "w1", "exact", ["Helene"], ["a"]),
+                "question": "Which hurricane hit Florida?",
+            },
+            {
+                **_question("q2", "w1", "none", [], ["a"], choice="Milton"),
+                "question": "Which storm hit Texas?",
+            },
+        ),
+    )
+    pairs, used = news_pairs(data, "train", random.Random(0), hard=2, far=0)
+    positives = [p for p in pairs if p.label]
+    assert [(p.question, p.sentence[p.answer[0] : p.answer[1]]) for p in positives] == [
+        ("Which hurricane hit Florida?", "Helene")
+    ]
+    assert {p.question for p in pairs if not p.label} == {
+        "Which hurricane hit Florida?",
+        "Which storm hit Texas?",
+    }
+    assert used == {"answerable": 1, "unanswerable": 1}
+
+
+@pytest.mark.skipif(not (NEWS_DIR / QA_FILE).exists(), reason="the news data set is not here")
+def test_the_shared_news_data_loads_and_checks():
+    data = load_news()
+    assert len(data.questions) == 3432 and len(data.articles) == 21485
