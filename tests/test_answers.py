@@ -282,3 +282,31 @@ def test_pieces_encoded_at_question_time_give_the_stored_answers(engine):
             [s.span for s in b.sentences],
         ), qa["question"]
         assert a.confidence == pytest.approx(b.confidence, abs=2e-3)
+
+
+@pytest.mark.model
+def test_a_paragraph_without_a_full_stop_is_read_whole(tmp_path, real_encoder):
+    # One 40,000-character paragraph with no sentence boundary: it is cut into pieces the
+    # reader's window holds, so a fact deep inside it is found and quoted exactly.
+    import json
+    import random
+
+    from rag.service import open_engine
+    from rag.settings import Settings
+
+    rng = random.Random(3)
+    filler = "council budget road school market river bridge weather season report".split()
+    words = [rng.choice(filler) for _ in range(6000)]
+    fact = "the Basra port authority said the port would reopen on Tuesday after dredging"
+    words[4800:4800] = fact.split()
+    text = " ".join(words)[:40000]
+    assert fact in text and "." not in text
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"title": "Harbour notes", "text": text}) + "\n", "utf-8")
+    engine = open_engine(Settings(collection=(path,), index_dir=tmp_path / "index"), real_encoder)
+    answer = engine.ask("When will the Basra port reopen?")
+    assert answer.answered, answer.reason
+    quote = answer.sentences[0]
+    assert len(quote.text) <= 600 and "reopen on Tuesday" in quote.text
+    c = quote.citations[0]
+    assert engine.index.articles[c.article_id].text[c.start : c.end] == quote.text

@@ -210,3 +210,13 @@ def test_close_spellings_are_found_but_other_words_are_not():
     assert lexicon.resolve(terms("Soliemani")[0]) == ("soleimani",)
     assert lexicon.resolve(terms("population")[0]) == ()
     assert analyse("kataib hezbollah", lexicon).terms == ("kitaib", "hezbollah")
+
+
+def test_a_paragraph_without_boundaries_is_cut_into_pieces_at_spaces():
+    from rag.sentences import MAX_SENTENCE_CHARS
+
+    text = " ".join(["word"] * 9000)  # 44,999 characters, no full stop
+    spans = split_sentences(text, offset=10)
+    assert all(0 < e - s <= MAX_SENTENCE_CHARS for s, e in spans)
+    assert " ".join(text[s - 10 : e - 10] for s, e in spans) == text
+    assert split_sentences("Short one. Another one.") == [(0, 10), (11, 23)]

@@ -21,7 +21,7 @@ from rag.sentences import split_sentences
 from rag.settings import DEFAULT_COLLECTION
 from rag.types import Article
 
-PARSER_VERSION = 3
+PARSER_VERSION = 4
 MAX_FILE_BYTES = 32 * 2**20
 SUFFIXES = {".txt", ".md", ".markdown", ".jsonl", ".ndjson"} | HTML_SUFFIXES | FEED_SUFFIXES
 
