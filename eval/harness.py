@@ -179,6 +179,8 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     Returns:
         0 when every threshold holds, 1 when one fails.
     """
+    if getattr(args, "news", None):
+        return run_news(args)
     qa_path = Path(args.qa) if args.qa else DEFAULT_QA
     qas = load_qa(qa_path)
     thresholds_path = Path(args.thresholds) if args.thresholds else None
@@ -246,3 +248,57 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     if thresholds_path:
         print("thresholds: " + ("all met" if not failures else f"{len(failures)} failed"))
     return 1 if failures else 0
+
+
+def run_news(args: argparse.Namespace) -> int:
+    """`rag eval --news SPLIT`: every week of a news split asked of its pooled articles.
+
+    Each week's articles are indexed once (see `eval.news.week_engines`); the questions of all
+    weeks are scored together, for each answerer (and retrieval method) asked for.
+
+    Args:
+        args: Parsed arguments of `rag eval` (`news`, `answerer`, `retriever`, `json_path`).
+
+    Returns:
+        0.
+    """
+    from eval.news import week_engines
+
+    chosen = getattr(args, "answerer", None) or "all"
+    answerers = list(ANSWERERS) if chosen == "all" else [chosen]
+    methods = list(METHODS) if args.retriever == "all" else [args.retriever or "hybrid"]
+    labels = [(m, a) for a in answerers for m in methods]
+    qas: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {label: [] for label in labels}
+    for week, engine, week_qas in week_engines(args.news, every=args.every):
+        qas += week_qas
+        for method, answerer in labels:
+            run = evaluate(engine, week_qas, method, answerer)
+            results[(method, answerer)] += [
+                {k: v for k, v in q.items() if k not in ("expected", "scores")}
+                for q in run["questions"]
+            ]
+        print(f"{week}: {len(week_qas)} questions", file=sys.stderr, flush=True)
+    runs = [
+        {
+            "label": f"{m}/{a}",
+            "method": m,
+            "answerer": a,
+            "metrics": summarize(qas, results[(m, a)]),
+        }
+        for m, a in labels
+    ]
+    unanswerable = sum(not qa["answers"] for qa in qas)
+    print(
+        f"{len(qas)} news questions ({unanswerable} unanswerable), {args.news} split, weeks pooled"
+    )
+    print(format_table(runs))
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "news": args.news,
+            "runs": {r["label"]: r["metrics"] for r in runs},
+            "questions": {r["label"]: results[(r["method"], r["answerer"])] for r in runs},
+        }
+        Path(args.json_path).write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+    return 0

@@ -7,7 +7,9 @@ import collections
 import gzip
 import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,3 +320,44 @@ def news_pairs(data: NewsData, split: str, rng, *, hard: int = 2, far: int = 1, 
             pairs.append(Pair(q["question"], *candidates[i], 0))
         used["answerable" if q["answer_found"] == "exact" else "unanswerable"] += 1
     return pairs, dict(used)
+
+
+def index_root() -> Path:
+    """Where the weeks' indexes are kept between runs: `$RAG_NEWS_INDEX`, or the cache."""
+    if os.environ.get("RAG_NEWS_INDEX"):
+        return Path(os.environ["RAG_NEWS_INDEX"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rag" / "news"
+
+
+def week_engines(split: str, *, every: int = 1, data_dir: Path = NEWS_DIR, encoder=None):
+    """Yield `(week, engine, questions)` for each week of a split, its pooled articles indexed
+    once under `index_root()` (see `eval.news.week_set`).
+
+    Args:
+        split: `train`, `dev` or `test`.
+        every: Keep every n-th week only (1: all).
+        data_dir: The news data set's folder.
+        encoder: The embedding model; loaded once when None.
+    """
+    data = load_news(data_dir)
+    files = index_root() / "collections" / split
+    for n, (week, questions) in enumerate(weeks_of(data, split).items()):
+        if n % every:
+            continue
+        articles, qas = week_set(data, week, questions)
+        if not qas:
+            continue
+        path = files / f"{week}.jsonl"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
+                f.writelines(json.dumps(a, ensure_ascii=False) + "\n" for a in articles)
+            os.replace(f.name, path)
+        from rag.service import open_engine
+        from rag.settings import Settings
+
+        settings = Settings(collection=(path,), index_dir=index_root() / "indexes" / split / week)
+        engine = open_engine(settings, encoder)
+        encoder = engine.encoder
+        yield week, engine, qas

@@ -201,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--thresholds", help="thresholds TOML (default: eval/thresholds.toml for the default set)"
     )
+    p.add_argument(
+        "--news",
+        choices=("train", "dev", "test"),
+        help="instead, ask every week's news questions of that week's pooled articles"
+        " (../shared/datasets/realtimeqa-news; the test split is the reported one)",
+    )
+    p.add_argument(
+        "--every", type=int, default=1, metavar="N", help="with --news, every N-th week only"
+    )
     common(p)
     p.set_defaults(func=cmd_eval)
 

@@ -1,0 +1,125 @@
+"""Choose the refusal threshold on the news dev split: `python -m eval.calibrate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from eval.news import week_engines
+from rag.answer.question import analyse
+from rag.answer.reading import question_features, rank_with_reader
+from rag.answer.selection import SELECTOR_FILE, Selector, load_selector
+from rag.engine import CANDIDATE_PASSAGES, Engine
+
+# The share of answerable dev questions that may be refused.
+FALSE_REFUSALS = 0.04
+
+
+def readings(engine: Engine, qas: Sequence[dict[str, Any]], selector: Selector) -> list[dict]:
+    """What the refusal step sees of each question, and whether its best sentence answers.
+
+    Args:
+        engine: An engine over the question's collection.
+        qas: Q&A records (`answers` empty for an unanswerable question).
+        selector: The selector whose refusal model is read.
+
+    Returns:
+        Per question: `answerable`, `refusal` (the refusal model's probability that the
+        articles answer), `best` (the best sentence's probability) and `hit` (the best
+        sentence holds an answer).
+    """
+    rows = []
+    for qa in qas:
+        query = analyse(qa["question"], engine.index.lexicon)
+        passages = engine.retriever.retrieve(query, CANDIDATE_PASSAGES)
+        ranked = rank_with_reader(
+            engine.candidates(query, passages),
+            query,
+            engine.reader,
+            selector,
+            engine.index,
+            engine.table,
+        )
+        row = {"id": qa["id"], "answerable": bool(qa["answers"]), "refusal": 0.0, "best": 0.0}
+        row["hit"] = False
+        if ranked:
+            best = ranked[0]
+            text = engine.index.articles[best.article_id].text[best.start : best.end].casefold()
+            row["hit"] = any(a.casefold() in text for a in qa["answers"])
+            row["best"] = best.score
+            if selector.refusal is not None:
+                features = question_features(ranked)
+                row["refusal"] = float(selector.refusal.probabilities([features])[0])
+        rows.append(row)
+    return rows
+
+
+def threshold_at(rows: Sequence[dict], share: float = FALSE_REFUSALS) -> float:
+    """The refusal threshold under which `share` of the answerable questions fall."""
+    kept = sorted(r["refusal"] for r in rows if r["answerable"])
+    return kept[int(share * len(kept))] if kept else 0.0
+
+
+def figures(rows: Sequence[dict], threshold: float) -> dict[str, float]:
+    """Answer hit@1, false refusals and refusals of unanswerable questions at a threshold."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    refused = [r["refusal"] < threshold for r in rows]
+    return {
+        "questions": len(rows),
+        "unanswerable": len(unanswerable),
+        "answer_hit@1": round(
+            sum(r["hit"] and r["refusal"] >= threshold for r in answerable) / len(answerable), 4
+        ),
+        "false_refusal_rate": round(
+            sum(x for x, r in zip(refused, rows, strict=True) if r["answerable"]) / len(answerable),
+            4,
+        ),
+        "abstention_recall": round(
+            sum(x for x, r in zip(refused, rows, strict=True) if not r["answerable"])
+            / max(len(unanswerable), 1),
+            4,
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Read the dev weeks, choose the threshold, and write it into the selector."""
+    parser = argparse.ArgumentParser(prog="python -m eval.calibrate", description=__doc__)
+    parser.add_argument("--split", default="dev", choices=("dev",))
+    parser.add_argument("--every", type=int, default=1, help="keep every n-th week")
+    parser.add_argument("--selector", type=Path, default=SELECTOR_FILE)
+    parser.add_argument("--output", type=Path, default=None, help="default: --selector")
+    parser.add_argument("--rows", type=Path, default=None, help="also write the readings here")
+    args = parser.parse_args(argv)
+    selector = load_selector(args.selector)
+    rows: list[dict] = []
+    for week, engine, qas in week_engines(args.split, every=args.every):
+        rows += readings(engine, qas, selector)
+        print(f"{week}: {len(qas)} questions, {len(rows)} in all", flush=True)
+    threshold = threshold_at(rows)
+    before = figures(rows, selector.refusal_threshold)
+    after = figures(rows, threshold)
+    print("as shipped:", json.dumps(before))
+    print(f"at {FALSE_REFUSALS:.0%} false refusals on {args.split}:", json.dumps(after))
+    if args.rows:
+        args.rows.write_text(json.dumps(rows), encoding="utf-8")
+    about = {
+        **selector.about,
+        "refusal_threshold_chosen_on": f"realtimeqa-news {args.split} split, every"
+        f" {args.every} week(s), {len(rows)} questions, at {FALSE_REFUSALS:.0%} false refusals",
+        "news_dev": after,
+    }
+    calibrated = replace(selector, refusal_threshold=round(threshold, 6), about=about)
+    output = args.output or args.selector
+    output.write_text(json.dumps(calibrated.to_json(), indent=2, default=str) + "\n", "utf-8")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
