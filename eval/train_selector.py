@@ -26,7 +26,7 @@ from eval.squad import convert, write_jsonl
 from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
 from rag.answer.baselines import THRESHOLD as RULES_THRESHOLD
 from rag.answer.baselines import rank_by_cosine
-from rag.answer.compose import select
+from rag.answer.compose import compose
 from rag.answer.features import Scored
 from rag.answer.question import Query, analyse
 from rag.answer.reading import question_features, ranked_by, read_sentences, reader_rows
@@ -182,14 +182,14 @@ def outcomes(
     removed = [0, 0]  # refused, asked: questions whose answer sentences were taken out
     f1 = []
     for n, (ex, candidates) in enumerate(zip(examples, ranked, strict=True)):
-        reply = select(
+        reply = compose(
             candidates,
             ex.engine.index,
             ex.engine.table,
             threshold=threshold,
             kind=ex.query.kind,
             event=ex.query.event,
-            rules=rules,
+            checks=rules,
             calibrated=calibrated,
         )
         if refuse is not None and refuse[n]:
@@ -232,14 +232,14 @@ def threshold_with_rules(
     for ex, candidates in zip(examples, ranked, strict=True):
         if not ex.answers or not candidates:
             continue
-        reply = select(
+        reply = compose(
             candidates,
             ex.engine.index,
             ex.engine.table,
             threshold=-1.0,
             kind=ex.query.kind,
             event=ex.query.event,
-            rules=rules,
+            checks=rules,
             calibrated=True,
         )
         best.append(candidates[0].score)

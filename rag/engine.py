@@ -13,7 +13,7 @@ import numpy as np
 from embeddings import ModelLoadError, load_reader
 from rag.answer.baselines import rank_by_cosine
 from rag.answer.bylines import byline_reply
-from rag.answer.compose import Reply, select
+from rag.answer.compose import Reply, compose
 from rag.answer.features import Scored, score_sentences
 from rag.answer.question import Query, analyse
 from rag.answer.reading import question_features, rank_with_reader
@@ -306,14 +306,14 @@ class Engine:
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
         scored = self.candidates(query, passages)
         if answerer == "rules":
-            return select(scored, self.index, self.table, kind=query.kind, event=query.event)
+            return compose(scored, self.index, self.table, kind=query.kind, event=query.event)
         if answerer == "cosine":
-            return select(
+            return compose(
                 rank_by_cosine(scored),
                 self.index,
                 self.table,
                 threshold=self.selector.cosine_threshold,
-                rules=False,
+                checks=False,
             )
         _check_answerer(answerer)
         selector = self.selector
@@ -326,14 +326,14 @@ class Engine:
                     (), ranked[0].score, False, "The articles do not seem to answer this question."
                 )
             threshold = 0.0
-        return select(
+        return compose(
             ranked,
             self.index,
             self.table,
             threshold=threshold,
             kind=query.kind,
             event=query.event,
-            rules=selector.rules,
+            checks=selector.rules,
             calibrated=True,
         )
 

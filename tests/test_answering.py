@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.answer.compose import select
+from rag.answer.compose import compose
 from rag.answer.features import Scored
 from rag.build.indexing import build_index
 from rag.index.store import SentenceTable
@@ -22,7 +22,7 @@ def _scored(index, number, score, span=None):
 
 def test_a_pronoun_sentence_is_quoted_with_the_one_before(fake_encoder):
     index = _index(fake_encoder, ("Zam", ["Zam was jailed in 2009. He was released soon after."]))
-    reply = select([_scored(index, 1, 1.0)], index, SentenceTable(index), threshold=0.5)
+    reply = compose([_scored(index, 1, 1.0)], index, SentenceTable(index), threshold=0.5)
     sentence = reply.sentences[0]
     assert sentence.text == "Zam was jailed in 2009. He was released soon after."
     article = index.articles[sentence.citations[0].article_id]
@@ -32,7 +32,7 @@ def test_a_pronoun_sentence_is_quoted_with_the_one_before(fake_encoder):
 
 def test_below_threshold_abstains_with_a_reason(fake_encoder):
     index = _index(fake_encoder, ("A", ["One sentence here."]))
-    reply = select([_scored(index, 0, 0.2)], index, SentenceTable(index), threshold=0.5)
+    reply = compose([_scored(index, 0, 0.2)], index, SentenceTable(index), threshold=0.5)
     assert not reply.answered and reply.sentences == () and reply.reason
     assert 0 <= reply.confidence < 0.5
 
@@ -48,23 +48,23 @@ def test_a_number_question_without_a_number_near_the_top_abstains(fake_encoder):
     index = _index(fake_encoder, ("A", ["Zam ran a channel.", "It had 1.4 million readers."]))
     table = SentenceTable(index)
     no_number = [_typed(index, 0, 1.0, 0.0), _typed(index, 1, 0.7, 1.0)]
-    reply = select(no_number, index, table, threshold=0.5, kind="number")
+    reply = compose(no_number, index, table, threshold=0.5, kind="number")
     assert not reply.answered and "number" in reply.reason
     # The same scores answer a question that wants no number, and a close second with a
     # number answers the number question.
-    assert select(no_number, index, table, threshold=0.5, kind="factoid").answered
+    assert compose(no_number, index, table, threshold=0.5, kind="factoid").answered
     close = [_typed(index, 0, 1.0, 0.0), _typed(index, 1, 0.95, 1.0)]
-    assert select(close, index, table, threshold=0.5, kind="number").answered
+    assert compose(close, index, table, threshold=0.5, kind="number").answered
 
 
 def test_a_question_about_a_founding_needs_a_sentence_about_it(fake_encoder):
     index = _index(fake_encoder, ("A", ["Ali leads the militia.", "Omar set up the militia."]))
     table = SentenceTable(index)
     leader_only = [_typed(index, 0, 1.0, 1.0), _typed(index, 1, 0.7, 1.0)]
-    reply = select(leader_only, index, table, threshold=0.5, kind="person", event="founding")
+    reply = compose(leader_only, index, table, threshold=0.5, kind="person", event="founding")
     assert not reply.answered and "founding" in reply.reason
     close = [_typed(index, 0, 1.0, 1.0), _typed(index, 1, 0.95, 1.0)]
-    assert select(close, index, table, threshold=0.5, kind="person", event="founding").answered
+    assert compose(close, index, table, threshold=0.5, kind="person", event="founding").answered
 
 
 def test_the_same_sentence_in_two_articles_is_one_answer_with_two_citations(fake_encoder):
@@ -72,7 +72,7 @@ def test_the_same_sentence_in_two_articles_is_one_answer_with_two_citations(fake
     index = _index(fake_encoder, ("A", [same]), ("B", ["Other words first.", same]))
     numbers = [i for i, s in enumerate(index.sentences) if index.sentence_text(s) == same]
     scored = [_scored(index, numbers[0], 1.0), _scored(index, numbers[1], 0.99)]
-    reply = select(scored, index, SentenceTable(index), threshold=0.5)
+    reply = compose(scored, index, SentenceTable(index), threshold=0.5)
     assert len(reply.sentences) == 1
     assert {c.article_id for c in reply.sentences[0].citations} == {"a", "b"}
 
@@ -88,7 +88,7 @@ def test_another_articles_different_answer_is_kept(fake_encoder):
         _scored(index, 0, 1.0, (first.start, first.start + 3)),
         _scored(index, 1, 0.85, (second.start, second.start + 4)),
     ]
-    reply = select(scored, index, SentenceTable(index), threshold=0.5)
+    reply = compose(scored, index, SentenceTable(index), threshold=0.5)
     assert [s.span for s in reply.sentences] == ["Ali", "Omar"]
 
 

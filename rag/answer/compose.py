@@ -56,7 +56,7 @@ def _extend_for_pronoun(best: Scored, index: Index, table: SentenceTable) -> int
     return index.sentences[before].start if before is not None else best.start
 
 
-def select(
+def compose(
     scored: list[Scored],
     index: Index,
     table: SentenceTable,
@@ -64,7 +64,7 @@ def select(
     threshold: float = THRESHOLD,
     kind: str = "factoid",
     event: str | None = None,
-    rules: bool = True,
+    checks: bool = True,
     calibrated: bool = False,
 ) -> Reply:
     """Choose the answer sentences: the best one, others close to it, duplicates merged.
@@ -74,11 +74,11 @@ def select(
         index: The index.
         table: Sentence look-ups of the index.
         threshold: The score under which the articles are taken not to answer.
-        kind: The kind of answer wanted; with `rules`, a date, number or names that no
+        kind: The kind of answer wanted; with `checks`, a date, number or names that no
             good sentence holds means the articles do not answer.
-        event: The event the question asks about; with `rules`, when no good sentence
+        event: The event the question asks about; with `checks`, when no good sentence
             speaks of it, the articles do not answer.
-        rules: Apply the two checks above.
+        checks: Apply the two checks above.
         calibrated: The scores are probabilities, reported as the confidence as they are.
 
     Returns:
@@ -92,10 +92,10 @@ def select(
         return Reply((), confidence, False, "The articles do not seem to answer this question.")
     near_best = [s for s in scored if s.score >= best.score * TYPED_WINDOW]
     missing = None
-    if rules and kind in TYPED_KINDS and not any(s.typed for s in near_best):
+    if checks and kind in TYPED_KINDS and not any(s.typed for s in near_best):
         missing = f"The closest passages do not give the {kind} the question asks for."
     elif (
-        rules
+        checks
         and event
         and not any(
             mentions_event(index.articles[s.article_id].text[s.start : s.end], event)
