@@ -377,8 +377,3 @@ def cause_strength(sentence: str) -> float:
     if _CAUSE.search(text):
         return 1.0
     return 0.5 if _WEAK_CAUSE.search(text) else 0.0
-
-
-def has_cause(sentence: str) -> bool:
-    """Whether a sentence states a cause or purpose, surely or maybe."""
-    return cause_strength(sentence) > 0
