@@ -111,3 +111,20 @@ def test_byline_of_a_json_lines_article_is_quoted(tmp_path, fake_encoder):
     assert when.sentences[0].span == "2021-03-04"
     c = when.sentences[0].citations[0]
     assert article.text[c.span_start : c.span_end] == "2021-03-04"
+
+
+def test_a_reader_that_cannot_load_is_a_user_error_not_a_traceback(fake_encoder, monkeypatch):
+    import pytest
+
+    from embeddings.errors import ReaderLoadError
+    from rag.engine import Engine
+    from rag.errors import ModelError, RagError
+
+    def broken(**_):
+        raise ReaderLoadError("The reader's file reader.safetensors is missing. Reinstall.")
+
+    monkeypatch.setattr("rag.engine.load_reader", broken)
+    engine = Engine(_index(fake_encoder, ("A", ["Ali leads the militia."])), fake_encoder)
+    with pytest.raises(ModelError, match="reader.safetensors is missing") as caught:
+        engine.ask("Who leads the militia?")
+    assert isinstance(caught.value, RagError)
