@@ -279,9 +279,12 @@ class Engine:
             reason=reply.reason,
         )
 
-    def candidates(self, query: Query, passages: list[Passage]) -> list[Scored]:
-        """Every sentence of the passages with its features (see `score_sentences`); of the
-        sentences that near-duplicate articles share, only the first is kept."""
+    def candidates(
+        self, query: Query, passages: list[Passage], *, patterns: bool = True
+    ) -> list[Scored]:
+        """Every sentence of the passages with its features (see `score_sentences`, and its
+        `patterns` switch); of the sentences that near-duplicate articles share, only the
+        first is kept."""
         scored = score_sentences(
             query,
             self.retriever.question_vector(query.text),
@@ -290,6 +293,7 @@ class Engine:
             self.index,
             self.table,
             pieces=self.pieces,
+            patterns=patterns,
         )
         twins = self.table.twins
         if not twins:
@@ -304,7 +308,8 @@ class Engine:
         return kept
 
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
-        scored = self.candidates(query, passages)
+        patterns = answerer != "reader" or self.selector.uses_patterns
+        scored = self.candidates(query, passages, patterns=patterns)
         if answerer == "rules":
             return compose(scored, self.index, self.table, kind=query.kind, event=query.event)
         if answerer == "cosine":

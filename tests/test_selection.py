@@ -75,10 +75,10 @@ def _scored(index, number, dense):
 
 
 def _selector(candidates=2, spans="reader"):
-    cheap = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
-    first = Logistic(cheap, (0.0,) * 7, (1.0,) * 7, (1.0, 0, 0, 0, 0, 0, 0), 0.0)
+    cheap = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
+    first = Logistic(cheap, (0.0,) * 6, (1.0,) * 6, (1.0, 0, 0, 0, 0, 0), 0.0)
     full = (*cheap, "reader", "reader_gap", "span_probability")
-    second = Logistic(full, (0.0,) * 10, (1.0,) * 10, (0,) * 7 + (1.0, 0, 0), 0.0)
+    second = Logistic(full, (0.0,) * 9, (1.0,) * 9, (0,) * 6 + (1.0, 0, 0), 0.0)
     return Selector(first, second, candidates, 0.5, 0.3, spans)
 
 
@@ -167,3 +167,25 @@ def test_a_refusal_model_round_trips_through_json(tmp_path):
     assert loaded.refusal == refusal and loaded.refusal_threshold == 0.25
     shipped = load_selector()
     assert shipped.about["chosen"]["candidates"] == shipped.candidates
+
+
+def test_the_shipped_selector_reads_no_answer_pattern(monkeypatch, fake_encoder):
+    # Fitted without the `typed` feature, with the reader's spans and no checks: the reader
+    # path runs none of `rag.patterns`.
+    selector = load_selector()
+    assert not selector.uses_patterns
+    assert all("typed" not in m.features for m in (selector.first, selector.second))
+    from rag.engine import Engine
+
+    def no_patterns(*args, **kwargs):
+        raise AssertionError("the answer patterns ran on the reader path")
+
+    monkeypatch.setattr("rag.answer.features._pick_span", no_patterns)
+    article = build_article(
+        title="Attack", paragraphs=["Two gunmen shot him on Monday. He was 47."], source="t"
+    )
+    index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
+    engine = Engine(index, fake_encoder, reader=FakeReader(), selector=selector)
+    engine.ask("Who shot him?")
+    with pytest.raises(AssertionError, match="patterns ran"):
+        engine.ask("Who shot him?", answerer="rules")

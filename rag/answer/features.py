@@ -62,7 +62,6 @@ class Scored:
             "tokens": self.tokens,
             "lexical": self.lexical,
             "context": self.context,
-            "typed": self.typed,
             "prior": self.prior,
             "short_kind": self.short_kind,
         }
@@ -118,6 +117,7 @@ def score_sentences(
     *,
     pieces: Callable[[list[int]], Sequence[np.ndarray]],
     weights: dict[str, float] = WEIGHTS,
+    patterns: bool = True,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
 
@@ -140,6 +140,9 @@ def score_sentences(
         pieces: The content word-piece vectors of the sentences with the given numbers
             (`rag.engine.SentencePieces`).
         weights: Weight of each feature in the score.
+        patterns: Look for the kind of answer asked for with the name, date and number
+            patterns (`rag.patterns`): the `typed` feature and a pattern span. The baselines
+            use them; the reader path does not (its selector was fitted without them).
 
     Returns:
         Scored sentences, each once, best first.
@@ -187,7 +190,11 @@ def score_sentences(
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
         # "When was she born?" is answered by a date given for a birth, not by any date.
-        if kind in SHORT_KINDS and (query.event is None or mentions_event(sentence, query.event)):
+        if (
+            patterns
+            and kind in SHORT_KINDS
+            and (query.event is None or mentions_event(sentence, query.event))
+        ):
             span = _pick_span(
                 sentence,
                 kind,
@@ -198,7 +205,9 @@ def score_sentences(
                 query.detail,
                 query.named,
             )
-        if kind in SHORT_KINDS:
+        if not patterns:
+            typed = 0.0
+        elif kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
             typed = cause_strength(sentence)

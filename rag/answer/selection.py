@@ -15,10 +15,10 @@ from rag.errors import RagError
 SELECTOR_FILE = Path(__file__).parents[1] / "data" / "selector.json"
 RETRAIN = "python -m eval.train_selector"
 # What retrieval and the sentence features know, before the reader reads anything.
-CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
+CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
 READER_FEATURES = ("reader", "reader_gap", "span_probability")
-# What the refusal model reads of a question's ranked candidates (`rag.answer.compose.question_features`).
+# What the refusal model reads of a question's ranked candidates (`rag.answer.reading.question_features`).
 REFUSAL_FEATURES = (
     "best",
     "second",
@@ -27,7 +27,6 @@ REFUSAL_FEATURES = (
     "tokens",
     "lexical",
     "context",
-    "typed",
     "short_kind",
 )
 
@@ -103,6 +102,13 @@ class Selector:
     refusal: Logistic | None = None
     refusal_threshold: float = 0.0
     about: Mapping = field(default_factory=dict)
+
+    @property
+    def uses_patterns(self) -> bool:
+        """Whether the answer patterns' findings (the `typed` feature, pattern spans, the
+        checks) count in this selector's choice."""
+        models = [self.first, self.second, *([self.refusal] if self.refusal else [])]
+        return any("typed" in m.features for m in models) or self.spans != "reader" or self.rules
 
     def to_json(self) -> dict:
         return {
