@@ -37,7 +37,7 @@ def readings(engine: Engine, qas: Sequence[dict[str, Any]], selector: Selector) 
         query = analyse(qa["question"], engine.index.lexicon)
         passages = engine.retriever.retrieve(query, CANDIDATE_PASSAGES)
         ranked = rank_with_reader(
-            engine.candidates(query, passages),
+            engine.candidates(query, passages, patterns=selector.uses_patterns),
             query,
             engine.reader,
             selector,

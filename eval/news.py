@@ -144,12 +144,19 @@ def week_set(
             continue
         wanted = [a.casefold() for a in q["answers"]]
         gold = [title for title, text in texts if any(a in text for a in wanted)]
-        qas.append({**_record(q), "articles": gold})
+        qas.append({**_record(q), "articles": gold, "kind": guess_kind(q["question"])})
     articles = [
         {k: a[k] for k in ("id", "title", "text", "url", "author", "date") if a.get(k)}
         for a in pool
     ]
     return articles, qas
+
+
+def guess_kind(question: str) -> str:
+    """The kind of answer a question wants, for the per-kind figures (see `eval.squad`)."""
+    from eval.squad import guess_kind as by_wording
+
+    return by_wording(question)
 
 
 def _record(q: dict[str, Any]) -> dict[str, Any]:
