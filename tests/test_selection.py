@@ -75,10 +75,10 @@ def _scored(index, number, dense):
 
 
 def _selector(candidates=2, spans="reader"):
-    cheap = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
-    first = Logistic(cheap, (0.0,) * 6, (1.0,) * 6, (1.0, 0, 0, 0, 0, 0), 0.0)
+    cheap = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
+    first = Logistic(cheap, (0.0,) * 7, (1.0,) * 7, (1.0, 0, 0, 0, 0, 0, 0), 0.0)
     full = (*cheap, "reader", "reader_gap", "span_probability")
-    second = Logistic(full, (0.0,) * 9, (1.0,) * 9, (0,) * 6 + (1.0, 0, 0), 0.0)
+    second = Logistic(full, (0.0,) * 10, (1.0,) * 10, (0,) * 7 + (1.0, 0, 0), 0.0)
     return Selector(first, second, candidates, 0.5, 0.3, spans)
 
 
@@ -169,13 +169,17 @@ def test_a_refusal_model_round_trips_through_json(tmp_path):
     assert shipped.about["chosen"]["candidates"] == shipped.candidates
 
 
-def test_the_shipped_selector_reads_no_answer_pattern(monkeypatch, fake_encoder):
-    # Fitted without the `typed` feature, with the reader's spans and no checks: the reader
-    # path runs none of `rag.patterns`.
-    selector = load_selector()
-    assert not selector.uses_patterns
-    assert all("typed" not in m.features for m in (selector.first, selector.second))
+def test_a_selector_fitted_without_the_patterns_runs_none_of_them(monkeypatch, fake_encoder):
+    # A selector that reads no `typed` feature, takes the reader's spans and runs no checks
+    # needs none of `rag.patterns`: the reader path then skips them; the baselines do not.
     from rag.engine import Engine
+
+    cheap = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
+    first = Logistic(cheap, (0.0,) * 6, (1.0,) * 6, (1.0, 0, 0, 0, 0, 0), 0.0)
+    full = (*cheap, "reader", "reader_gap", "span_probability")
+    second = Logistic(full, (0.0,) * 9, (1.0,) * 9, (0,) * 6 + (1.0, 0, 0), 0.0)
+    selector = Selector(first, second, 2, 0.5, 0.3, "reader")
+    assert not selector.uses_patterns and _selector().uses_patterns
 
     def no_patterns(*args, **kwargs):
         raise AssertionError("the answer patterns ran on the reader path")

@@ -62,6 +62,7 @@ class Scored:
             "tokens": self.tokens,
             "lexical": self.lexical,
             "context": self.context,
+            "typed": self.typed,
             "prior": self.prior,
             "short_kind": self.short_kind,
         }
@@ -141,8 +142,8 @@ def score_sentences(
             (`rag.engine.SentencePieces`).
         weights: Weight of each feature in the score.
         patterns: Look for the kind of answer asked for with the name, date and number
-            patterns (`rag.patterns`): the `typed` feature and a pattern span. The baselines
-            use them; the reader path does not (its selector was fitted without them).
+            patterns (`rag.patterns`): the `typed` feature and a pattern span. Off only for
+            a selector fitted without them (`Selector.uses_patterns`).
 
     Returns:
         Scored sentences, each once, best first.

@@ -97,6 +97,7 @@ def question_features(ranked: list[Scored]) -> dict[str, float]:
         "tokens": best.tokens,
         "lexical": best.lexical,
         "context": best.context,
+        "typed": best.typed,
         "short_kind": best.short_kind,
     }
 

@@ -15,7 +15,7 @@ from rag.errors import RagError
 SELECTOR_FILE = Path(__file__).parents[1] / "data" / "selector.json"
 RETRAIN = "python -m eval.train_selector"
 # What retrieval and the sentence features know, before the reader reads anything.
-CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
+CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
 READER_FEATURES = ("reader", "reader_gap", "span_probability")
 # What the refusal model reads of a question's ranked candidates (`rag.answer.reading.question_features`).
@@ -27,6 +27,7 @@ REFUSAL_FEATURES = (
     "tokens",
     "lexical",
     "context",
+    "typed",
     "short_kind",
 )
 
