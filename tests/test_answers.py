@@ -295,7 +295,18 @@ def test_a_paragraph_without_a_full_stop_is_read_whole(tmp_path, real_encoder):
     from rag.settings import Settings
 
     rng = random.Random(3)
-    filler = ["council", "budget", "road", "school", "market", "river", "bridge", "weather", "season", "report"]
+    filler = [
+        "council",
+        "budget",
+        "road",
+        "school",
+        "market",
+        "river",
+        "bridge",
+        "weather",
+        "season",
+        "report",
+    ]
     words = [rng.choice(filler) for _ in range(6000)]
     fact = "the Basra port authority said the port would reopen on Tuesday after dredging"
     words[4800:4800] = fact.split()

@@ -43,18 +43,14 @@ log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 900.0
 
 
-
 SENTENCE_BLOCK = 2048
-
 
 
 CHUNK_BLOCK = 256
 
 
-
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 
 @dataclass
@@ -90,7 +86,6 @@ class EmbeddingCache:
                 by_article.setdefault(chunk.article_id, []).append(chunk)
             layouts = {article_key(index.articles[a]): c for a, c in by_article.items()}
         return cls(chunks, sentences, layouts)
-
 
 
 def build_index(
@@ -198,7 +193,6 @@ def build_index(
     )
 
 
-
 def collection_record(collection: Collection) -> dict[str, Any]:
     """What a manifest records of the collection an index or snapshot was made from."""
     return {
@@ -206,7 +200,6 @@ def collection_record(collection: Collection) -> dict[str, Any]:
         "sources": list(collection.sources),
         "articles": len(collection.articles),
     }
-
 
 
 def assemble_index(
@@ -281,7 +274,6 @@ def assemble_index(
     return index
 
 
-
 def sentence_refs(chunks: list[Chunk]) -> list[SentenceRef]:
     """Every sentence of the chunks once (neighbouring chunks share one), with the chunk it
     first appears in.
@@ -299,7 +291,6 @@ def sentence_refs(chunks: list[Chunk]) -> list[SentenceRef]:
                 seen.add((chunk.article_id, start))
                 sentences.append(SentenceRef(chunk.article_id, start, end, chunk.id))
     return sentences
-
 
 
 def index_from_snapshot(directory: Path, *, embedded: bool = False) -> Index:
@@ -352,7 +343,6 @@ def index_from_snapshot(directory: Path, *, embedded: bool = False) -> Index:
     )
 
 
-
 def content_token_matrix(
     matrices: list[np.ndarray], dimension: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -369,7 +359,6 @@ def content_token_matrix(
     offsets[1:] = np.cumsum([len(m) for m in matrices])
     stacked = np.concatenate(matrices) if matrices else np.zeros((0, dimension))
     return stacked.astype(np.float16, copy=False), offsets
-
 
 
 @contextlib.contextmanager
@@ -409,7 +398,6 @@ def build_lock(directory: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> I
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 
 def stale_reasons(

@@ -110,7 +110,6 @@ def load_snapshot(uri: str, directory: Path) -> str:
     return name
 
 
-
 def _article_numbers(directory: Path, manifest: dict) -> dict[str, int]:
     import pyarrow.parquet as pq
 

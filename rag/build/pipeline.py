@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from rag.settings import ChunkSettings
 from rag.build.chunking import chunk_articles
-from rag.errors import ClusterError, CollectionError
 from rag.build.indexing import collection_record, sentence_refs
-from rag.ingest.articles import Collection
 from rag.build.snapshot import Shard, SnapshotWriter, created_now
+from rag.errors import ClusterError, CollectionError
 from rag.index.tables import article_from_json, article_to_json
+from rag.ingest.articles import Collection
+from rag.settings import ChunkSettings
 from rag.types import Article
 
 # Articles per unit of work (and per Parquet shard): a function of the collection's size alone,

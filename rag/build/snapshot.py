@@ -79,8 +79,6 @@ def _vectors(pa, matrix: np.ndarray, dimension: int):
     return pa.FixedSizeListArray.from_arrays(flat, dimension)
 
 
-
-
 def milvus_terms(text: str) -> str:
     """A text's BM25 terms (`rag.text.terms`) as one string (see `join_terms`)."""
     from rag.text import terms
