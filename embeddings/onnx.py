@@ -342,7 +342,6 @@ def load_onnx_reader(reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODE
         ReaderLoadError: Its files are missing or altered.
         ExportError: The export failed.
     """
-    Reader.check_files(reader_dir)
     directory = ensure_export(model=model, reader_dir=reader_dir)
     path = _checked(directory, READER_FILE, model=model, reader_dir=reader_dir)
     return Reader(reader_dir, session=open_session(path))

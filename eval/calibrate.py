@@ -11,7 +11,6 @@ from typing import Any
 
 from eval.news import week_engines
 from rag.answer.question import analyse
-from rag.answer.reading import question_features, rank_with_reader
 from rag.answer.selection import SELECTOR_FILE, Selector, load_selector
 from rag.engine import CANDIDATE_PASSAGES, Engine
 
@@ -36,24 +35,14 @@ def readings(engine: Engine, qas: Sequence[dict[str, Any]], selector: Selector) 
     for qa in qas:
         query = analyse(qa["question"], engine.index.lexicon)
         passages = engine.retriever.retrieve(query, CANDIDATE_PASSAGES)
-        ranked = rank_with_reader(
-            engine.candidates(query, passages, patterns=selector.uses_patterns),
-            query,
-            engine.reader,
-            selector,
-            engine.index,
-            engine.table,
-        )
-        row = {"id": qa["id"], "answerable": bool(qa["answers"]), "refusal": 0.0, "best": 0.0}
-        row["hit"] = False
+        ranked, answered = engine.read(query, engine.candidates(query, passages), selector)
+        row = {"id": qa["id"], "answerable": bool(qa["answers"]), "refusal": answered or 0.0}
+        row["hit"], row["best"] = False, 0.0
         if ranked:
             best = ranked[0]
             text = engine.index.articles[best.article_id].text[best.start : best.end].casefold()
             row["hit"] = any(a.casefold() in text for a in qa["answers"])
             row["best"] = best.score
-            if selector.refusal is not None:
-                features = question_features(ranked)
-                row["refusal"] = float(selector.refusal.probabilities([features])[0])
         rows.append(row)
     return rows
 

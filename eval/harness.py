@@ -273,10 +273,8 @@ def run_news(args: argparse.Namespace) -> int:
     for week, engine, week_qas in week_engines(args.news, every=args.every):
         qas += week_qas
         for method, answerer in labels:
-            run = evaluate(engine, week_qas, method, answerer)
             results[(method, answerer)] += [
-                {k: v for k, v in q.items() if k not in ("expected", "scores")}
-                for q in run["questions"]
+                run_question(engine, qa, method, answerer) for qa in week_qas
             ]
         print(f"{week}: {len(week_qas)} questions", file=sys.stderr, flush=True)
     runs = [

@@ -9,11 +9,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eval.squad import guess_kind, write_jsonl
 
 NEWS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "realtimeqa-news"
 ARTICLES_FILE = "articles.jsonl.gz"
@@ -152,15 +153,19 @@ def week_set(
     return articles, qas
 
 
-def guess_kind(question: str) -> str:
-    """The kind of answer a question wants, for the per-kind figures (see `eval.squad`)."""
-    from eval.squad import guess_kind as by_wording
-
-    return by_wording(question)
-
-
 def _record(q: dict[str, Any]) -> dict[str, Any]:
     return {"id": q["id"], "question": q["question"], "answers": list(q["answers"])}
+
+
+def weeks(data: NewsData, split: str, *, every: int = 1):
+    """Yield `(week, articles, qas)` for the weeks of a split that have questions (see
+    `week_set`), every n-th week only when `every` is above 1."""
+    for n, (week, questions) in enumerate(weeks_of(data, split).items()):
+        if n % every:
+            continue
+        articles, qas = week_set(data, week, questions)
+        if qas:
+            yield week, articles, qas
 
 
 def write_weeks(data: NewsData, split: str, output: Path, *, every: int = 1) -> list[Path]:
@@ -173,49 +178,14 @@ def write_weeks(data: NewsData, split: str, output: Path, *, every: int = 1) -> 
         every: Keep every n-th week only (1: all), to bound the time to index them.
 
     Returns:
-        The week folders written.
+        The questions written, of every week.
     """
     written = []
-    for n, (week, questions) in enumerate(weeks_of(data, split).items()):
-        if n % every:
-            continue
-        articles, qas = week_set(data, week, questions)
-        if not qas:
-            continue
-        folder = output / week
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, rows in (("articles.jsonl", articles), ("qa.jsonl", qas)):
-            with open(folder / name, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        written.append(folder)
+    for week, articles, qas in weeks(data, split, every=every):
+        write_jsonl(output / week / "articles.jsonl", articles)
+        write_jsonl(output / week / "qa.jsonl", qas)
+        written += qas
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m eval.news --split dev --output DIR`: write a split's weeks for `rag eval`."""
-    parser = argparse.ArgumentParser(prog="python -m eval.news", description=__doc__)
-    parser.add_argument("--split", choices=SPLITS, required=True)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--every", type=int, default=1, help="keep every n-th week (default 1)")
-    parser.add_argument("--data", type=Path, default=NEWS_DIR)
-    args = parser.parse_args(argv)
-    data = load_news(args.data)
-    folders = write_weeks(data, args.split, args.output, every=args.every)
-    questions = [
-        json.loads(line)
-        for f in folders
-        for line in (f / "qa.jsonl").read_text("utf-8").splitlines()
-    ]
-    unanswerable = sum(not q["answers"] for q in questions)
-    print(
-        f"wrote {len(folders)} weeks of {args.split} to {args.output}: {len(questions)} questions"
-        f" ({unanswerable} unanswerable)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def article_sentences(article: dict[str, Any]) -> list[str]:
@@ -291,6 +261,7 @@ def news_pairs(data: NewsData, split: str, rng, *, hard: int = 2, far: int = 1, 
     from eval.words import content_words
 
     pairs, used = [], collections.Counter()
+    sentences_of: dict[str, list[str]] = {}  # an article serves several questions of a week
     for q in data.questions:
         if q["split"] != split or not usable(q):
             continue
@@ -298,7 +269,9 @@ def news_pairs(data: NewsData, split: str, rng, *, hard: int = 2, far: int = 1, 
         candidates = []  # (sentence, context)
         chosen = []
         for article_id in q["collection"]:
-            sentences = article_sentences(data.articles[article_id])
+            if article_id not in sentences_of:
+                sentences_of[article_id] = article_sentences(data.articles[article_id])
+            sentences = sentences_of[article_id]
             start = len(candidates)
             candidates += [(s, sentences[i - 1] if i else "") for i, s in enumerate(sentences)]
             if q["answer_found"] == "exact":
@@ -347,24 +320,38 @@ def week_engines(split: str, *, every: int = 1, data_dir: Path = NEWS_DIR, encod
         data_dir: The news data set's folder.
         encoder: The embedding model; loaded once when None.
     """
-    data = load_news(data_dir)
+    from rag.service import open_engine
+    from rag.settings import Settings
+
     files = index_root() / "collections" / split
-    for n, (week, questions) in enumerate(weeks_of(data, split).items()):
-        if n % every:
-            continue
-        articles, qas = week_set(data, week, questions)
-        if not qas:
-            continue
+    for week, articles, qas in weeks(load_news(data_dir), split, every=every):
         path = files / f"{week}.jsonl"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
-                f.writelines(json.dumps(a, ensure_ascii=False) + "\n" for a in articles)
-            os.replace(f.name, path)
-        from rag.service import open_engine
-        from rag.settings import Settings
-
+            # Written beside its name and moved into place: a killed run leaves no half file.
+            write_jsonl(path.with_suffix(".partial"), articles)
+            os.replace(path.with_suffix(".partial"), path)
         settings = Settings(collection=(path,), index_dir=index_root() / "indexes" / split / week)
         engine = open_engine(settings, encoder)
         encoder = engine.encoder
         yield week, engine, qas
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m eval.news --split dev --output DIR`: write a split's weeks for `rag eval`."""
+    parser = argparse.ArgumentParser(prog="python -m eval.news", description=__doc__)
+    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--every", type=int, default=1, help="keep every n-th week (default 1)")
+    parser.add_argument("--data", type=Path, default=NEWS_DIR)
+    args = parser.parse_args(argv)
+    data = load_news(args.data)
+    questions = write_weeks(data, args.split, args.output, every=args.every)
+    unanswerable = sum(not q["answers"] for q in questions)
+    print(
+        f"wrote {args.split} to {args.output}: {len(questions)} questions ({unanswerable} unanswerable)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

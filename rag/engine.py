@@ -279,12 +279,9 @@ class Engine:
             reason=reply.reason,
         )
 
-    def candidates(
-        self, query: Query, passages: list[Passage], *, patterns: bool = True
-    ) -> list[Scored]:
-        """Every sentence of the passages with its features (see `score_sentences`, and its
-        `patterns` switch); of the sentences that near-duplicate articles share, only the
-        first is kept."""
+    def candidates(self, query: Query, passages: list[Passage]) -> list[Scored]:
+        """Every sentence of the passages with its features (see `score_sentences`); of the
+        sentences that near-duplicate articles share, only the first is kept."""
         scored = score_sentences(
             query,
             self.retriever.question_vector(query.text),
@@ -293,7 +290,6 @@ class Engine:
             self.index,
             self.table,
             pieces=self.pieces,
-            patterns=patterns,
         )
         twins = self.table.twins
         if not twins:
@@ -307,9 +303,27 @@ class Engine:
                     seen.add(group)
         return kept
 
+    def read(
+        self, query: Query, scored: list[Scored], selector: Selector
+    ) -> tuple[list[Scored], float | None]:
+        """The reader's ranking of the candidates, and the refusal model's probability that
+        the articles answer (None without candidates or refusal model).
+
+        Args:
+            query: The analysed question.
+            scored: Its candidates (`candidates`).
+            selector: The selector to rank and judge with.
+
+        Returns:
+            (the read candidates, best first; the probability).
+        """
+        ranked = rank_with_reader(scored, query, self.reader, selector, self.index, self.table)
+        if not ranked or selector.refusal is None:
+            return ranked, None
+        return ranked, float(selector.refusal.probabilities([question_features(ranked)])[0])
+
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
-        patterns = answerer != "reader" or self.selector.uses_patterns
-        scored = self.candidates(query, passages, patterns=patterns)
+        scored = self.candidates(query, passages)
         if answerer == "rules":
             return compose(scored, self.index, self.table, kind=query.kind, event=query.event)
         if answerer == "cosine":
@@ -322,10 +336,9 @@ class Engine:
             )
         _check_answerer(answerer)
         selector = self.selector
-        ranked = rank_with_reader(scored, query, self.reader, selector, self.index, self.table)
+        ranked, answered = self.read(query, scored, selector)
         threshold = selector.threshold
-        if ranked and selector.refusal is not None:
-            answered = float(selector.refusal.probabilities([question_features(ranked)])[0])
+        if answered is not None:
             if answered < selector.refusal_threshold:
                 return Reply(
                     (), ranked[0].score, False, "The articles do not seem to answer this question."

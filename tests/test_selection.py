@@ -167,29 +167,3 @@ def test_a_refusal_model_round_trips_through_json(tmp_path):
     assert loaded.refusal == refusal and loaded.refusal_threshold == 0.25
     shipped = load_selector()
     assert shipped.about["chosen"]["candidates"] == shipped.candidates
-
-
-def test_a_selector_fitted_without_the_patterns_runs_none_of_them(monkeypatch, fake_encoder):
-    # A selector that reads no `typed` feature, takes the reader's spans and runs no checks
-    # needs none of `rag.patterns`: the reader path then skips them; the baselines do not.
-    from rag.engine import Engine
-
-    cheap = ("dense", "tokens", "lexical", "context", "prior", "short_kind")
-    first = Logistic(cheap, (0.0,) * 6, (1.0,) * 6, (1.0, 0, 0, 0, 0, 0), 0.0)
-    full = (*cheap, "reader", "reader_gap", "span_probability")
-    second = Logistic(full, (0.0,) * 9, (1.0,) * 9, (0,) * 6 + (1.0, 0, 0), 0.0)
-    selector = Selector(first, second, 2, 0.5, 0.3, "reader")
-    assert not selector.uses_patterns and _selector().uses_patterns
-
-    def no_patterns(*args, **kwargs):
-        raise AssertionError("the answer patterns ran on the reader path")
-
-    monkeypatch.setattr("rag.answer.features._pick_span", no_patterns)
-    article = build_article(
-        title="Attack", paragraphs=["Two gunmen shot him on Monday. He was 47."], source="t"
-    )
-    index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
-    engine = Engine(index, fake_encoder, reader=FakeReader(), selector=selector)
-    engine.ask("Who shot him?")
-    with pytest.raises(AssertionError, match="patterns ran"):
-        engine.ask("Who shot him?", answerer="rules")

@@ -118,7 +118,6 @@ def score_sentences(
     *,
     pieces: Callable[[list[int]], Sequence[np.ndarray]],
     weights: dict[str, float] = WEIGHTS,
-    patterns: bool = True,
 ) -> list[Scored]:
     """Score every sentence of the passages against the question, best first.
 
@@ -141,9 +140,6 @@ def score_sentences(
         pieces: The content word-piece vectors of the sentences with the given numbers
             (`rag.engine.SentencePieces`).
         weights: Weight of each feature in the score.
-        patterns: Look for the kind of answer asked for with the name, date and number
-            patterns (`rag.patterns`): the `typed` feature and a pattern span. Off only for
-            a selector fitted without them (`Selector.uses_patterns`).
 
     Returns:
         Scored sentences, each once, best first.
@@ -191,11 +187,7 @@ def score_sentences(
         around = _coverage(groups, sentence_terms | context) - lexical
         span = None
         # "When was she born?" is answered by a date given for a birth, not by any date.
-        if (
-            patterns
-            and kind in SHORT_KINDS
-            and (query.event is None or mentions_event(sentence, query.event))
-        ):
+        if kind in SHORT_KINDS and (query.event is None or mentions_event(sentence, query.event)):
             span = _pick_span(
                 sentence,
                 kind,
@@ -206,9 +198,7 @@ def score_sentences(
                 query.detail,
                 query.named,
             )
-        if not patterns:
-            typed = 0.0
-        elif kind in SHORT_KINDS:
+        if kind in SHORT_KINDS:
             typed = 1.0 if span else 0.0
         elif kind == "why":
             typed = cause_strength(sentence)

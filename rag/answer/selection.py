@@ -104,13 +104,6 @@ class Selector:
     refusal_threshold: float = 0.0
     about: Mapping = field(default_factory=dict)
 
-    @property
-    def uses_patterns(self) -> bool:
-        """Whether the answer patterns' findings (the `typed` feature, pattern spans, the
-        checks) count in this selector's choice."""
-        models = [self.first, self.second, *([self.refusal] if self.refusal else [])]
-        return any("typed" in m.features for m in models) or self.spans != "reader" or self.rules
-
     def to_json(self) -> dict:
         return {
             "first": self.first.to_json(),
