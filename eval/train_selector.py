@@ -1,11 +1,12 @@
-"""Fit the answer selector and its refusal threshold on held-out SQuAD 2.0 articles.
+"""Fit the answer selector and its refusal threshold on held-out SQuAD 2.0 articles and news.
 
 `python -m eval.train_selector` runs the product's retrieval and sentence features over the
-articles the reader never trained on (see `eval.train_reader.HELD_OUT_ARTICLES`), reads the
-best candidates with the reader, and fits two logistic models (`rag.answer.selection`). Every
-choice (how many candidates to read, the threshold, where spans come from, whether the hand
-checks still refuse) is made on cross-validated predictions over these articles, grouped by
-article, never on a set that is reported.
+articles the reader never trained on (see `eval.train_reader.HELD_OUT_ARTICLES`) and, with
+`--news N`, over every N-th week of the realtimeqa-news train split, reads the best candidates
+with the reader, and fits two logistic models and a refusal model (`rag.answer.selection`).
+Every choice (how many candidates to read, where spans come from, whether the hand checks still
+refuse) is made on cross-validated predictions, grouped by article or news week, never on a
+set that is reported. `python -m eval.calibrate` then sets the refusal threshold on news dev.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Example:
 
     engine: Engine
     query: Query
-    article: str
+    group: str  # its source article, or its news week: the folds keep a group together
     answers: list[str]
     scored: list[Scored]
     labels: list[int]
@@ -91,15 +92,23 @@ def _fit(rows: list[dict], labels: list[int], features: Sequence[str], **kwargs)
 
 
 def collect(
-    engine: Engine, qas: list[dict], article_of: dict[str, str], *, removed: bool = False
+    engine: Engine,
+    qas: list[dict],
+    group_of: dict[str, str],
+    *,
+    removed: bool = False,
+    answers_in=None,
 ) -> list[Example]:
     """Retrieve and featurise every question's candidates, labelled by the gold answers.
 
     Args:
         engine: The engine over the collection the questions are asked of.
-        qas: Q&A records (`eval.squad.convert`).
-        article_of: Each question id's source article, which groups the folds.
+        qas: Q&A records (`eval.squad.convert`, `eval.news.week_set`).
+        group_of: Each question id's group (its source article, or its news week), which
+            keeps a group in one fold.
         removed: Whether these questions lost their answer sentences.
+        answers_in: `(question, answers, sentence, sentence before) -> bool`, whether a
+            candidate answers; by default, whether it holds an answer string.
     """
     examples = []
     for qa in qas:
@@ -109,12 +118,52 @@ def collect(
         scored = engine.candidates(query, engine.retriever.retrieve(query, 8))
         if not scored:
             continue
-        labels = [
-            int(bool(qa["answers"]) and contains_answer(_text(engine, s), qa["answers"]))
-            for s in scored
-        ]
-        article = article_of[qa["id"]]
-        examples.append(Example(engine, query, article, qa["answers"], scored, labels, removed))
+        labels = [int(bool(qa["answers"]) and _answers(engine, qa, s, answers_in)) for s in scored]
+        group = group_of[qa["id"]]
+        examples.append(Example(engine, query, group, qa["answers"], scored, labels, removed))
+    return examples
+
+
+def _answers(engine: Engine, qa: dict, s: Scored, answers_in) -> bool:
+    text = _text(engine, s)
+    if answers_in is None:
+        return contains_answer(text, qa["answers"])
+    before = engine.table.previous(s.number)
+    context = "" if before is None else engine.index.sentence_text(engine.index.sentences[before])
+    return answers_in(qa["question"], qa["answers"], text, context)
+
+
+def news_answers_in(question: str, answers: Sequence[str], sentence: str, before: str) -> bool:
+    """Whether a news sentence answers: it holds an answer and speaks of what is asked
+    (`eval.news.answer_sentences`), since a news answer string alone is a noisy label."""
+    from eval.news import answer_sentences
+
+    return any(i == 1 for i, _ in answer_sentences(question, answers, [before, sentence]))
+
+
+def news_examples(every: int, reader, encoder) -> list[Example]:
+    """Examples from the news train split's weeks, each week's questions asked of its pooled
+    articles (`eval.news.week_engines`), a week one group of the folds.
+
+    Args:
+        every: Keep every n-th week.
+        reader: The reader the selector is fitted with.
+        encoder: The embedding model.
+    """
+    from eval.news import week_engines
+
+    examples = []
+    for week, opened, qas in week_engines("train", every=every, encoder=encoder):
+        engine = Engine(opened.index, encoder, answerer="rules", reader=reader)
+        found = collect(
+            engine, qas, {qa["id"]: f"news {week}" for qa in qas}, answers_in=news_answers_in
+        )
+        examples += found
+        print(
+            f"news {week}: {len(engine.index.articles)} articles, {len(found)} questions"
+            f" ({sum(not ex.answers for ex in found)} unanswerable)",
+            flush=True,
+        )
     return examples
 
 
@@ -143,9 +192,9 @@ def second_rows(ex: Example, candidates: int) -> tuple[list[dict], list[int], li
 
 
 def _folds(examples: list[Example]) -> list[int]:
-    articles = sorted({ex.article for ex in examples})
-    fold_of = {a: i % FOLDS for i, a in enumerate(articles)}
-    return [fold_of[ex.article] for ex in examples]
+    groups = sorted({ex.group for ex in examples})
+    fold_of = {g: i % FOLDS for i, g in enumerate(groups)}
+    return [fold_of[ex.group] for ex in examples]
 
 
 def cross_validated(examples: list[Example], candidates: int) -> list[np.ndarray]:
@@ -249,15 +298,34 @@ def threshold_with_rules(
     return float(free[max(allowed, 0)]) if free else 0.0
 
 
+def by_source(
+    examples: list[Example], ranked: list[list[Scored]], refuse: Sequence[bool] | None, **kwargs
+) -> dict[str, dict[str, float]]:
+    """`outcomes` of the SQuAD questions and of the news questions apart."""
+    figures = {}
+    for source in ("squad", "news"):
+        picked = [
+            n for n, ex in enumerate(examples) if ex.group.startswith("news ") == (source == "news")
+        ]
+        if picked:
+            figures[source] = outcomes(
+                [examples[n] for n in picked],
+                [ranked[n] for n in picked],
+                refuse=None if refuse is None else [refuse[n] for n in picked],
+                **kwargs,
+            )
+    return figures
+
+
 def fit_refusal(
     examples: list[Example], ranked: list[list[Scored]], *, rules: bool
-) -> tuple[Logistic, float, dict[str, float]]:
+) -> tuple[Logistic, float, list[bool]]:
     """A model of whether a question is answered at all, from its ranked candidates.
 
     Returns:
         (the model fitted on every question, the threshold under which it refuses, set at
-        `FALSE_REFUSALS` of answerable questions on cross-validated predictions, and the
-        outcomes of those predictions).
+        `FALSE_REFUSALS` of answerable questions on cross-validated predictions, and which
+        questions those predictions refuse).
     """
     rows = [question_features(r) if r else None for r in ranked]
     labels = [int(bool(ex.answers)) for ex in examples]
@@ -269,17 +337,9 @@ def fit_refusal(
         test = [i for i, f in enumerate(folds) if f == fold and rows[i]]
         predicted[test] = model.probabilities([rows[i] for i in test])
     threshold = threshold_for([p for p, y in zip(predicted, labels, strict=True) if y])
-    figures = outcomes(
-        examples,
-        ranked,
-        threshold=-1.0,
-        rules=rules,
-        calibrated=True,
-        refuse=[bool(p < threshold) for p in predicted],
-    )
     kept = [i for i, r in enumerate(rows) if r]
     model = _fit([rows[i] for i in kept], [labels[i] for i in kept], REFUSAL_FEATURES)
-    return model, threshold, figures
+    return model, threshold, [bool(p < threshold) for p in predicted]
 
 
 def _ranked(examples, probabilities, candidates: int, spans: str) -> list[list[Scored]]:
@@ -348,9 +408,10 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
         examples, cosine, threshold=cosine_threshold, rules=False, calibrated=False
     )
     plain = choices[(spans, rules)][0]
-    refusal, refusal_threshold, with_refusal = fit_refusal(
-        examples, _ranked(examples, cv[best_n], best_n, spans), rules=rules
-    )
+    ranked = _ranked(examples, cv[best_n], best_n, spans)
+    refusal, refusal_threshold, refuse = fit_refusal(examples, ranked, rules=rules)
+    kwargs = {"rules": rules, "calibrated": True}
+    with_refusal = outcomes(examples, ranked, threshold=-1.0, refuse=refuse, **kwargs)
     print(f"  refusal model: {with_refusal}", flush=True)
     report["refusal_model"] = with_refusal
     # The refusal model is kept only if it refuses more at the same share of false refusals.
@@ -365,6 +426,15 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
         "refusal_model": use_refusal,
     }
     report["cross_validated"] = with_refusal if use_refusal else plain
+    if use_refusal:
+        report["cross_validated_by_source"] = by_source(
+            examples, ranked, refuse, threshold=-1.0, **kwargs
+        )
+    else:
+        report["cross_validated_by_source"] = by_source(
+            examples, ranked, None, threshold=threshold, **kwargs
+        )
+    print("  chosen, by source:", json.dumps(report["cross_validated_by_source"]), flush=True)
     second_all, labels_all = [], []
     for ex in examples:
         r, y, _ = second_rows(ex, best_n)
@@ -402,6 +472,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=REMOVED_SHARE,
         help="share of paragraphs whose answer sentences are removed in a second copy of the"
         " articles, whose questions become unanswerable (0: native SQuAD 2.0 ones only)",
+    )
+    parser.add_argument(
+        "--news",
+        type=int,
+        default=0,
+        metavar="EVERY",
+        help="also fit on every EVERY-th week of the realtimeqa-news train split, each week's"
+        " questions asked of its pooled articles (indexed once under $RAG_NEWS_INDEX; 0: none)",
     )
     args = parser.parse_args(argv)
     _, held = split_articles(read_squad(SQUAD_TRAIN), read_squad(SQUAD_DEV))
@@ -441,14 +519,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             examples += found
+        if args.news:
+            examples += news_examples(args.news, reader, encoder)
         selector, report = fit(examples)
     about = {
         "fitted_on": "squad2/dev-half-v2.0.json, last 6 articles (never seen by the reader),"
-        f" and a copy with the answer sentences of {args.removed_share:.0%} of paragraphs removed",
+        f" and a copy with the answer sentences of {args.removed_share:.0%} of paragraphs removed"
+        + (f"; realtimeqa-news train, every {args.news} week(s), pooled" if args.news else ""),
         "articles": [a["title"] for a in articles],
         "questions": len(examples),
         "unanswerable": sum(not ex.answers for ex in examples),
         "answers_removed": sum(ex.removed for ex in examples),
+        "news_questions": sum(ex.group.startswith("news ") for ex in examples),
         "false_refusals_aimed_at": FALSE_REFUSALS,
         **report,
     }

@@ -118,3 +118,22 @@ def test_news_pairs_label_answer_sentences_and_every_sentence_of_a_refusal():
 def test_the_shared_news_data_loads_and_checks():
     data = load_news()
     assert len(data.questions) == 3432 and len(data.articles) == 21485
+
+
+def test_a_selector_candidate_answers_only_where_it_speaks_of_the_question():
+    from eval.train_selector import news_answers_in
+
+    question = "Which company is the latest tech giant to announce layoffs?"
+    answers = ["Amazon"]
+    before = "Tech companies have cut thousands of jobs."
+    assert news_answers_in(
+        question, answers, "Amazon is the latest tech giant to announce layoffs.", before
+    )
+    # The answer string alone, in a sentence about something else.
+    assert not news_answers_in(question, answers, "Amazon opened a store in Ohio.", "")
+    # The question's words without the answer.
+    assert not news_answers_in(question, answers, "A tech giant announced layoffs.", before)
+    # The answer inside a longer word is not the answer.
+    assert not news_answers_in(
+        question, answers, "Amazonian tech giant announces layoffs.", before
+    )
