@@ -28,21 +28,21 @@ def readings(engine: Engine, qas: Sequence[dict[str, Any]], selector: Selector) 
 
     Returns:
         Per question: `answerable`, `refusal` (the refusal model's probability that the
-        articles answer), `best` (the best sentence's probability) and `hit` (the best
-        sentence holds an answer).
+        articles answer, or the best sentence's where the selector has no refusal model),
+        `best` (the best sentence's probability) and `hit` (the best sentence holds an answer).
     """
     rows = []
     for qa in qas:
         query = analyse(qa["question"], engine.index.lexicon)
         passages = engine.retriever.retrieve(query, CANDIDATE_PASSAGES)
         ranked, answered = engine.read(query, engine.candidates(query, passages), selector)
-        row = {"id": qa["id"], "answerable": bool(qa["answers"]), "refusal": answered or 0.0}
-        row["hit"], row["best"] = False, 0.0
+        row = {"id": qa["id"], "answerable": bool(qa["answers"]), "hit": False, "best": 0.0}
         if ranked:
             best = ranked[0]
             text = engine.index.articles[best.article_id].text[best.start : best.end].casefold()
             row["hit"] = any(a.casefold() in text for a in qa["answers"])
             row["best"] = best.score
+        row["refusal"] = row["best"] if answered is None else answered
         rows.append(row)
     return rows
 
@@ -84,14 +84,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--selector", type=Path, default=SELECTOR_FILE)
     parser.add_argument("--output", type=Path, default=None, help="default: --selector")
     parser.add_argument("--rows", type=Path, default=None, help="also write the readings here")
+    parser.add_argument(
+        "--reader", type=Path, default=None, help="reader folder (default: shipped)"
+    )
     args = parser.parse_args(argv)
     selector = load_selector(args.selector)
+    reader = None
+    if args.reader:
+        from embeddings import load_reader
+
+        reader = load_reader(str(args.reader))
     rows: list[dict] = []
     for week, engine, qas in week_engines(args.split, every=args.every):
+        if reader is not None:
+            engine = Engine(engine.index, engine.encoder, reader=reader)
         rows += readings(engine, qas, selector)
         print(f"{week}: {len(qas)} questions, {len(rows)} in all", flush=True)
     threshold = threshold_at(rows)
-    before = figures(rows, selector.refusal_threshold)
+    shipped = selector.refusal_threshold if selector.refusal else selector.threshold
+    before = figures(rows, shipped)
     after = figures(rows, threshold)
     print("as shipped:", json.dumps(before))
     print(f"at {FALSE_REFUSALS:.0%} false refusals on {args.split}:", json.dumps(after))
@@ -103,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {args.every} week(s), {len(rows)} questions, at {FALSE_REFUSALS:.0%} false refusals",
         "news_dev": after,
     }
-    calibrated = replace(selector, refusal_threshold=round(threshold, 6), about=about)
+    field = "refusal_threshold" if selector.refusal else "threshold"
+    calibrated = replace(selector, **{field: round(threshold, 6)}, about=about)
     output = args.output or args.selector
     output.write_text(json.dumps(calibrated.to_json(), indent=2, default=str) + "\n", "utf-8")
     print(f"wrote {output}")

@@ -32,6 +32,7 @@ from rag.answer.features import Scored
 from rag.answer.question import Query, analyse
 from rag.answer.reading import question_features, ranked_by, read_sentences, reader_rows
 from rag.answer.selection import (
+    AGREEMENT_FEATURES,
     CHEAP_FEATURES,
     READER_FEATURES,
     REFUSAL_FEATURES,
@@ -318,7 +319,7 @@ def by_source(
 
 
 def fit_refusal(
-    examples: list[Example], ranked: list[list[Scored]], *, rules: bool
+    examples: list[Example], ranked: list[list[Scored]], features: Sequence[str]
 ) -> tuple[Logistic, float, list[bool]]:
     """A model of whether a question is answered at all, from its ranked candidates.
 
@@ -327,18 +328,21 @@ def fit_refusal(
         `FALSE_REFUSALS` of answerable questions on cross-validated predictions, and which
         questions those predictions refuse).
     """
-    rows = [question_features(r) if r else None for r in ranked]
+    rows = [
+        question_features(r, ex.engine.index) if r else None
+        for ex, r in zip(examples, ranked, strict=True)
+    ]
     labels = [int(bool(ex.answers)) for ex in examples]
     folds = _folds(examples)
     predicted = np.ones(len(examples))
     for fold in range(FOLDS):
         train = [i for i, f in enumerate(folds) if f != fold and rows[i]]
-        model = _fit([rows[i] for i in train], [labels[i] for i in train], REFUSAL_FEATURES)
+        model = _fit([rows[i] for i in train], [labels[i] for i in train], features)
         test = [i for i, f in enumerate(folds) if f == fold and rows[i]]
         predicted[test] = model.probabilities([rows[i] for i in test])
     threshold = threshold_for([p for p, y in zip(predicted, labels, strict=True) if y])
     kept = [i for i, r in enumerate(rows) if r]
-    model = _fit([rows[i] for i in kept], [labels[i] for i in kept], REFUSAL_FEATURES)
+    model = _fit([rows[i] for i in kept], [labels[i] for i in kept], features)
     return model, threshold, [bool(p < threshold) for p in predicted]
 
 
@@ -409,11 +413,24 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
     )
     plain = choices[(spans, rules)][0]
     ranked = _ranked(examples, cv[best_n], best_n, spans)
-    refusal, refusal_threshold, refuse = fit_refusal(examples, ranked, rules=rules)
     kwargs = {"rules": rules, "calibrated": True}
-    with_refusal = outcomes(examples, ranked, threshold=-1.0, refuse=refuse, **kwargs)
-    print(f"  refusal model: {with_refusal}", flush=True)
-    report["refusal_model"] = with_refusal
+    fitted = {}
+    for name, features in (
+        ("refusal_model", REFUSAL_FEATURES),
+        ("refusal_model_with_agreement", REFUSAL_FEATURES + AGREEMENT_FEATURES),
+    ):
+        refusal, refusal_threshold, refuse = fit_refusal(examples, ranked, features)
+        figures = outcomes(examples, ranked, threshold=-1.0, refuse=refuse, **kwargs)
+        fitted[name] = (refusal, refusal_threshold, refuse, figures)
+        report[name] = figures
+        print(f"  {name}: {figures}", flush=True)
+    # What the candidates say together is read only if it refuses more at the same aim.
+    base, agreeing = fitted["refusal_model"], fitted["refusal_model_with_agreement"]
+    agreement = (
+        agreeing[3]["abstention_recall"] > base[3]["abstention_recall"] + 0.01
+        and agreeing[3]["answer_hit@1"] >= base[3]["answer_hit@1"] - 0.005
+    )
+    refusal, refusal_threshold, refuse, with_refusal = agreeing if agreement else base
     # The refusal model is kept only if it refuses more at the same share of false refusals.
     use_refusal = (
         with_refusal["abstention_recall"] > plain["abstention_recall"] + 0.01
@@ -424,6 +441,7 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
         "spans": spans,
         "rules": rules,
         "refusal_model": use_refusal,
+        "agreement": use_refusal and agreement,
     }
     report["cross_validated"] = with_refusal if use_refusal else plain
     if use_refusal:

@@ -320,7 +320,9 @@ class Engine:
         ranked = rank_with_reader(scored, query, self.reader, selector, self.index, self.table)
         if not ranked or selector.refusal is None:
             return ranked, None
-        return ranked, float(selector.refusal.probabilities([question_features(ranked)])[0])
+        return ranked, float(
+            selector.refusal.probabilities([question_features(ranked, self.index)])[0]
+        )
 
     def _reply(self, query: Query, passages: list[Passage], answerer: str) -> Reply:
         scored = self.candidates(query, passages)

@@ -134,6 +134,20 @@ def test_a_selector_candidate_answers_only_where_it_speaks_of_the_question():
     # The question's words without the answer.
     assert not news_answers_in(question, answers, "A tech giant announced layoffs.", before)
     # The answer inside a longer word is not the answer.
-    assert not news_answers_in(
-        question, answers, "Amazonian tech giant announces layoffs.", before
-    )
+    assert not news_answers_in(question, answers, "Amazonian tech giant announces layoffs.", before)
+
+
+def test_the_dev_threshold_refuses_the_aimed_share_of_answerable_questions():
+    from eval.calibrate import figures, threshold_at
+
+    rows = [
+        {"answerable": True, "refusal": p, "hit": p > 0.3, "best": p}
+        for p in (0.1, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+    ] + [{"answerable": False, "refusal": p, "hit": False, "best": p} for p in (0.05, 0.3, 0.6)]
+    # 10% of ten answerable questions: the one under 0.2 is refused, no more.
+    threshold = threshold_at(rows, share=0.1)
+    assert threshold == 0.2
+    got = figures(rows, threshold)
+    assert got["false_refusal_rate"] == 0.1
+    assert got["abstention_recall"] == round(1 / 3, 4)
+    assert got["answer_hit@1"] == 0.8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -136,7 +137,7 @@ def test_selector_round_trips_through_json(tmp_path):
 
 def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
     from rag.answer.reading import question_features
-    from rag.answer.selection import REFUSAL_FEATURES
+    from rag.answer.selection import AGREEMENT_FEATURES, REFUSAL_FEATURES
 
     article = build_article(title="A", paragraphs=["One here. Two there."], source="test")
     index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
@@ -145,11 +146,35 @@ def test_question_features_are_what_the_refusal_model_reads(fake_encoder):
         s.__class__(**{**s.__dict__, "score": p, "reader": r})
         for s, p, r in zip(ranked, (0.8, 0.1), (0.7, 0.3), strict=True)
     ]
-    features = question_features(ranked)
-    assert tuple(features) == REFUSAL_FEATURES
+    features = question_features(ranked, index)
+    assert tuple(features) == REFUSAL_FEATURES + AGREEMENT_FEATURES
     assert features["best"] == pytest.approx(log_odds(0.8))
     assert features["reader_best"] == pytest.approx(log_odds(0.7))
-    assert question_features(ranked[:1])["second"] == pytest.approx(log_odds(0.0))
+    assert features["agree"] == 0.0
+    assert question_features(ranked[:1], index)["second"] == pytest.approx(log_odds(0.0))
+
+
+def test_agreement_counts_the_best_answer_found_again_in_other_articles(fake_encoder):
+    from rag.answer.reading import question_features
+
+    articles = [
+        build_article(title=t, paragraphs=[p], source="test", article_id=t)
+        for t, p in (
+            ("A", "Gunmen on a motorcycle shot him. Police came."),
+            ("B", "Two gunmen on a motorcycle fled. It rained."),
+            ("C", "The gunmen escaped on foot."),
+        )
+    ]
+    index = build_index(Collection(tuple(articles), (), "x", ()), fake_encoder, ChunkSettings())
+    firsts = [index.sentences.of_article(index.sentences.row(a))[0] for a in "ABC"]
+    ranked = [replace(_scored(index, n, 0.5), score=0.5) for n in firsts]
+    best = ranked[0]
+    start = index.articles[best.article_id].text.index("Gunmen on a motorcycle")
+    ranked[0] = replace(best, score=0.9, span=(start, start + len("Gunmen on a motorcycle")))
+    features = question_features(ranked, index)
+    # "gunmen on a motorcycle" is in B's sentence, not in C's.
+    assert features["agree"] == pytest.approx(0.5)
+    assert features["agree_articles"] == 1.0
 
 
 def test_a_refusal_model_round_trips_through_json(tmp_path):

@@ -86,9 +86,19 @@ def reader_rows(chosen: list[Scored], readings) -> list[dict[str, float]]:
     return rows
 
 
-def question_features(ranked: list[Scored]) -> dict[str, float]:
-    """What the refusal model reads of a question's candidates, ranked by the selector."""
+def question_features(ranked: list[Scored], index: Index) -> dict[str, float]:
+    """What the refusal model reads of a question's candidates, ranked by the selector
+    (`REFUSAL_FEATURES` and `AGREEMENT_FEATURES` of `rag.answer.selection`)."""
     best = ranked[0]
+    answer = ""
+    if best.span:
+        answer = index.articles[best.article_id].text[best.span[0] : best.span[1]].casefold()
+    holding = [
+        s
+        for s in ranked[1:]
+        if answer.strip()
+        and answer in index.articles[s.article_id].text[s.start : s.end].casefold()
+    ]
     return {
         "best": log_odds(best.score),
         "second": log_odds(ranked[1].score if len(ranked) > 1 else 0.0),
@@ -99,6 +109,8 @@ def question_features(ranked: list[Scored]) -> dict[str, float]:
         "context": best.context,
         "typed": best.typed,
         "short_kind": best.short_kind,
+        "agree": sum(s.score for s in holding),
+        "agree_articles": float(len({s.article_id for s in holding} - {best.article_id})),
     }
 
 

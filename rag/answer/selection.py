@@ -30,6 +30,9 @@ REFUSAL_FEATURES = (
     "typed",
     "short_kind",
 )
+# What the read candidates say together: the best sentence's short answer found again in the
+# other read sentences (their summed probability), and in how many other articles.
+AGREEMENT_FEATURES = ("agree", "agree_articles")
 
 
 class SelectorLoadError(RagError):
