@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import gzip
 import hashlib
 import json
@@ -69,8 +70,10 @@ def _records(path: Path) -> Iterable[dict[str, Any]]:
         raise NewsDataError(f"The news data file {path} cannot be read ({e}).") from e
 
 
+@functools.lru_cache(maxsize=2)
 def load_news(directory: Path = NEWS_DIR) -> NewsData:
-    """Read the news data set, checking each file against its published SHA-256.
+    """Read the news data set, checking each file against its published SHA-256 (once a
+    process: the result is shared, not to be changed).
 
     Args:
         directory: The folder holding `articles.jsonl.gz` and `qa.jsonl.gz`.
@@ -308,6 +311,23 @@ def index_root() -> Path:
         return Path(os.environ["RAG_NEWS_INDEX"])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "rag" / "news"
+
+
+def indexed(split: str, *, every: int = 1, data_dir: Path = NEWS_DIR) -> bool:
+    """Whether the data set is here and every week of a split already has its index under
+    `index_root()`, so that asking its questions builds nothing.
+
+    Args:
+        split: `train`, `dev` or `test`.
+        every: Every n-th week only.
+        data_dir: The news data set's folder.
+    """
+    if not (data_dir / QA_FILE).is_file():
+        return False
+    data = load_news(data_dir)
+    found = [week for week, _, _ in weeks(data, split, every=every)]
+    root = index_root() / "indexes" / split
+    return bool(found) and all((root / week / "CURRENT").is_file() for week in found)
 
 
 def week_engines(split: str, *, every: int = 1, data_dir: Path = NEWS_DIR, encoder=None):

@@ -151,3 +151,21 @@ def test_the_dev_threshold_refuses_the_aimed_share_of_answerable_questions():
     assert got["false_refusal_rate"] == 0.1
     assert got["abstention_recall"] == round(1 / 3, 4)
     assert got["answer_hit@1"] == 0.8
+
+
+def test_rag_eval_adds_the_news_row_only_once_its_weeks_are_indexed(tmp_path, monkeypatch):
+    from eval.news import NEWS_DIR, indexed, weeks
+
+    assert not indexed("test", data_dir=tmp_path)  # no data set here
+    if not (NEWS_DIR / "qa.jsonl.gz").is_file():
+        pytest.skip("the realtimeqa-news data set is not in ../shared/datasets")
+    monkeypatch.setenv("RAG_NEWS_INDEX", str(tmp_path))
+    assert not indexed("test", every=2)
+    found = [week for week, _, _ in weeks(load_news(), "test", every=2)]
+    for week in found[:-1]:
+        (tmp_path / "indexes" / "test" / week).mkdir(parents=True)
+        (tmp_path / "indexes" / "test" / week / "CURRENT").write_text("gen-1", "utf-8")
+    assert not indexed("test", every=2)  # one week is still missing
+    (tmp_path / "indexes" / "test" / found[-1]).mkdir(parents=True)
+    (tmp_path / "indexes" / "test" / found[-1] / "CURRENT").write_text("gen-1", "utf-8")
+    assert indexed("test", every=2)
