@@ -47,3 +47,14 @@ class MilvusError(RagError):
 
 class ModelError(RagError):
     """The embedding model or the reader cannot be loaded (missing, altered, or not exported)."""
+
+
+class FeedbackError(RagError):
+    """A verdict cannot be stored: it names a sentence the index lacks, or holds markup.
+
+    `field` names the part of the verdict that is wrong (`question`, `shown`, `quote`, `note`).
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -88,3 +88,47 @@ def engine(real_encoder, index_dir):
 
     settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=index_dir)
     return open_engine(settings, real_encoder)
+
+
+def write_many_articles(path: Path, count: int) -> list[dict]:
+    """A JSON Lines collection of `count` dated articles, a day apart, by two authors; every
+    third title is about rockets, the others about talks."""
+    import datetime as dt
+    import json
+
+    records = [
+        {
+            "id": f"a{i:03d}",
+            "title": f"Report {i} on {'rockets' if i % 3 == 0 else 'talks'} in Baghdad",
+            "author": ("Ann Lee", "Sam Writer")[i % 2],
+            "date": (dt.date(2020, 1, 1) + dt.timedelta(days=i)).isoformat(),
+            "text": f"Officials said event number {i} happened on a Tuesday. The second"
+            f" sentence of article {i} names nobody.",
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+@pytest.fixture(scope="session")
+def many_settings(tmp_path_factory):
+    """Settings of a 200-article collection, indexed (on disk) with the fake encoder, with
+    the `rules` answerer: no model is loaded."""
+    from rag.settings import Settings
+
+    folder = tmp_path_factory.mktemp("many")
+    collection = folder / "many.jsonl"
+    write_many_articles(collection, 200)
+    settings = Settings(collection=(collection,), index_dir=folder / "index", answerer="rules")
+    open_engine(settings, FakeEncoder())
+    return settings
+
+
+@pytest.fixture
+def many_engine(many_settings):
+    """An engine over the 200-article index as loaded from disk (articles read in place)."""
+    from rag.engine import Engine
+    from rag.index.store import load_index
+
+    return Engine(load_index(many_settings.index_path), FakeEncoder(), answerer="rules")

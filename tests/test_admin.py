@@ -95,7 +95,9 @@ def test_an_article_posted_is_answered_listed_first_and_deleted(admin_client):
     answer = admin_client.post("/ask", json={"question": PORT_QUESTION}).json()
     assert answer["answered"] and "a week" in answer["sentences"][0]["text"]
     assert answer["sentences"][0]["citations"][0]["article_id"] == added
-    listed = admin_client.get("/articles", headers={"Accept": "application/json"}).json()
+    listed = admin_client.get("/articles", headers={"Accept": "application/json"}).json()[
+        "articles"
+    ]
     assert (listed[0]["id"], listed[0]["source"]) == (added, "example.org")
 
     response = admin_client.delete(f"/articles/{added}", headers=AUTH)

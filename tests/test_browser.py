@@ -246,3 +246,192 @@ def test_hostile_article_text_is_inert_in_every_page(browser, tmp_path):
         expect(page.locator("body")).to_contain_text("onerror=")
         assert not dialogs
         context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it stands, one line each (axe-core as bundled by
+    axe-playwright-python, in the test extra)."""
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright")
+    results = axe.Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
+
+
+def check_page(browser, url: str, action=None) -> dict[str, list[str]]:
+    """axe-core's violations on a page, light and dark, and whether it scrolls sideways at
+    390 px; `action(page)` runs first (to show a state such as a chosen sentence)."""
+    found: dict[str, list[str]] = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme, bypass_csp=True, viewport=PHONE)
+        page = context.new_page()
+        page.goto(url)
+        if action:
+            action(page)
+        found[scheme] = axe_violations(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            found[scheme].append(f"scrolls sideways at 390 px ({width} px wide)")
+        context.close()
+    return found
+
+
+def choose_a_sentence(page) -> str:
+    """Click a passage sentence other than the first quote of the answer; its text."""
+    answer = " ".join(page.locator("#answer .quote p").first.inner_text().split())
+    for label in page.locator("#answer .passage .pick").all()[:40]:
+        text = " ".join(label.inner_text().split())
+        if text and text not in answer:
+            label.click()
+            expect(label.locator("input")).to_be_checked()
+            return text
+    pytest.fail("no passage sentence other than the answer to choose")
+
+
+def test_wrong_with_a_chosen_quote_becomes_a_question_that_eval_scores(
+    server, browser, index_dir, tmp_path
+):
+    feedback = index_dir / "feedback.jsonl"
+    before = feedback.read_text().count("\n") if feedback.exists() else 0
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/")
+    page.evaluate("window.notReloaded = true")
+    ask(page, server)
+    chosen = choose_a_sentence(page)
+    page.locator("#feedback").get_by_role("button", name="Wrong").click()
+    expect(page.locator("#feedback .notice")).to_contain_text("with the sentence you chose")
+    assert page.evaluate("window.notReloaded === true"), "sending the verdict reloaded the page"
+    assert not errors
+    context.close()
+
+    lines = feedback.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == before + 1
+    line = json.loads(lines[-1])
+    assert (line["question"], line["verdict"]) == (HASHIMI, "wrong")
+    assert " ".join(line["quote"]["text"].split()) == chosen
+
+    qa_file = tmp_path / "feedback-qa.jsonl"
+    rag = [sys.executable, "-m", "rag"]
+    done = subprocess.run(
+        [*rag, "feedback", "export", str(qa_file), "--index", str(index_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    exported = [json.loads(x) for x in qa_file.read_text(encoding="utf-8").splitlines()]
+    (mine,) = [q for q in exported if q["question"] == HASHIMI]
+    assert mine["answers"] == [line["quote"]["text"]] and mine["articles"] == [HASHIMI_TITLE]
+    qa_file.write_text(json.dumps(mine) + "\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [*rag, "eval", "--qa", str(qa_file), "--index", str(index_dir)]
+        + ["--answerer", "reader", "--json", str(report)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    scored = json.loads(report.read_text(encoding="utf-8"))
+    assert scored["metrics"]["questions"] == 1
+    assert scored["metrics"]["answer_hit@1"] in (0.0, 1.0)
+
+
+def test_a_verdict_without_javascript_is_a_form(server, browser, index_dir):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{server}/?q=Who+shot+Hisham+al-Hashimi%3F")
+    response_holder = []
+    page.on("response", lambda r: response_holder.append(r) if "/feedback" in r.url else None)
+    page.locator("#feedback").get_by_role("button", name="Right").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Thank you")
+    assert response_holder and response_holder[0].status == 201
+    line = json.loads(index_dir.joinpath("feedback.jsonl").read_text().splitlines()[-1])
+    assert (line["question"], line["verdict"], line["quote"]) == (HASHIMI, "right", None)
+    context.close()
+
+
+def test_every_page_passes_axe_light_and_dark_without_sideways_scroll(server, browser):
+    with urllib.request.urlopen(f"{server}/articles?limit=1", timeout=10) as response:
+        (first,) = json.load(response)["articles"]
+    pages = {
+        "question": f"{server}/",
+        "answer": f"{server}/?q=Who+shot+Hisham+al-Hashimi%3F",
+        "refusal": f"{server}/?q=Who+shot+Hisham+al-Hashimi%3F&date_from=1990-01-01&date_to=1990-12-31",
+        "articles": f"{server}/articles?limit=5&offset=5",
+        "filtered articles": f"{server}/articles?q=Iran",
+        "article": f"{server}{first['page_url']}",
+    }
+    found = {name: check_page(browser, url) for name, url in pages.items()}
+    found["answer, a sentence chosen"] = check_page(browser, pages["answer"], choose_a_sentence)
+    problems = {name: v for name, v in found.items() if any(v.values())}
+    assert not problems, problems
+
+
+@pytest.fixture(scope="module")
+def many_server(many_settings):
+    """The app over the 200-article collection (fake encoder), served by uvicorn in a thread."""
+    import threading
+
+    import uvicorn
+
+    from rag.engine import Engine
+    from rag.index.store import load_index
+    from tests.conftest import FakeEncoder
+    from web.app import create_app
+
+    engine = Engine(load_index(many_settings.index_path), FakeEncoder(), answerer="rules")
+    app = create_app(many_settings, engine=engine, reload_seconds=None)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the 200-article server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_article_list_pages_through_200_articles(many_server, browser):
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(f"{many_server}/articles")
+    expect(page.locator("#count")).to_contain_text("Articles 1–50 of 200")
+    titles: list[str] = []
+    for _ in range(10):
+        titles += page.locator(".article-list li > a").all_inner_texts()
+        older = page.get_by_role("link", name="Older articles")
+        if not older.count():
+            break
+        older.click()
+        page.wait_for_load_state()
+    assert len(titles) == len(set(titles)) == 200
+    assert titles[0] == "Report 199 on talks in Baghdad" and titles[-1].startswith("Report 0 ")
+    expect(page.locator("#count")).to_contain_text("Articles 151–200 of 200")
+    page.get_by_role("link", name="Newer articles").click()
+    expect(page.locator("#count")).to_contain_text("Articles 101–150 of 200")
+    page.get_by_label("Title words").fill("rockets")
+    page.get_by_label("Author").fill("Ann")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#count")).to_contain_text("Articles 1–34 of 34 that match, of 200")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    context.close()
+    found = {
+        url: check_page(browser, f"{many_server}{url}")
+        for url in ("/", "/articles?offset=50", "/articles?q=rockets&author=Ann")
+    }
+    assert not {u: v for u, v in found.items() if any(v.values())}, found

@@ -206,15 +206,17 @@ def test_unknown_article_is_404(client):
 
 @pytest.mark.parametrize("hl", ["5-2", "0-999999", "a-b", "12"])
 def test_highlight_range_is_validated(client, hl):
-    article_id = client.get("/articles").json()[0]["id"]
+    article_id = client.get("/articles").json()["articles"][0]["id"]
     assert client.get(f"/articles/{article_id}", params={"hl": hl}, headers=JSON).status_code == 422
 
 
 def test_article_list(client):
     response = client.get("/articles")
     assert response.status_code == 200
-    articles = response.json()
-    assert len(articles) == 15
+    body = response.json()
+    articles = body["articles"]
+    assert len(articles) == body["total"] == body["collection"] == 15
+    assert body["next"] is None and body["previous"] is None
     assert {"id", "title", "author", "date", "sections"} <= set(articles[0])
     assert len({a["id"] for a in articles}) == 15
     titles = {squash(a["title"]) for a in articles}
@@ -224,7 +226,7 @@ def test_article_list(client):
 
 
 def test_article_json_or_html_by_accept(client):
-    article_id = client.get("/articles").json()[0]["id"]
+    article_id = client.get("/articles").json()["articles"][0]["id"]
     as_json = client.get(f"/articles/{article_id}", headers=JSON)
     assert as_json.headers["content-type"].startswith("application/json")
     data = as_json.json()
@@ -277,7 +279,7 @@ def test_questions_to_try_are_known_questions_answered_well_one_per_article(clie
 
 
 def test_the_article_list_is_newest_first_with_date_and_source(client):
-    listed = client.get("/articles", headers=JSON).json()
+    listed = client.get("/articles", headers=JSON).json()["articles"]
     dates = [a["date"] for a in listed if a["date"]]
     assert dates == sorted(dates, reverse=True) and listed[-1]["date"] is None
     assert {a["source"] for a in listed} == {"articles.txt"}

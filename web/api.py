@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from rag.serialize import newest_first
+from rag.listing import ArticlePage, list_articles
 from rag.types import Article
 from web import pages
 from web.deps import Ready, State
@@ -14,12 +15,14 @@ from web.errors import BODY, BUSY
 from web.schemas import (
     AnswerOut,
     ArticleOut,
-    ArticleSummary,
+    ArticlePageOut,
+    ArticlesQuery,
     AskQuery,
     AskRequest,
     HealthOut,
     answer_out,
     article_out,
+    article_page_out,
 )
 from web.state import View
 
@@ -38,15 +41,45 @@ def ask_get(params: Annotated[AskQuery, Query()], view: Ready) -> Any:
     return answer_out(view.ask(params.q, params))
 
 
-@router.get("/articles", response_model=list[ArticleSummary], responses=BUSY, tags=["articles"])
-def articles(request: Request, view: Ready) -> Any:
-    """The articles, newest first: JSON, or an HTML list for browsers."""
-    found = [
-        article_out(a, with_text=False) for a in newest_first(view.engine.index.articles.values())
-    ]
+@router.get(
+    "/articles",
+    response_model=ArticlePageOut,
+    responses={200: {"content": {"text/html": {}}}, **BUSY},
+    tags=["articles"],
+)
+def articles(request: Request, params: Annotated[ArticlesQuery, Query()], view: Ready) -> Any:
+    """A page of the articles, newest first, filtered by title words (`q`), dates and author:
+    JSON with the counts and the next and previous pages' addresses, or HTML for browsers."""
+    found = list_articles(view.engine.index.articles, params.wanted())
+    links = page_links(params, found)
     if pages.prefers_json(request, default=True):
-        return found
-    return pages.article_list_page(request, found)
+        return article_page_out(found, links)
+    return pages.article_list_page(request, params, found, links)
+
+
+def page_links(params: ArticlesQuery, found: ArticlePage) -> dict[str, str | None]:
+    """The addresses of the pages before and after one, with the same filters.
+
+    Args:
+        params: The query of the page.
+        found: The page.
+
+    Returns:
+        `next` and `previous`: `/articles?...`, or None where there is no such page.
+    """
+    kept = {
+        k: v
+        for k, v in params.model_dump(mode="json", exclude_defaults=True).items()
+        if k != "offset"
+    }
+
+    def link(offset: int | None) -> str | None:
+        if offset is None:
+            return None
+        query = urlencode({**kept, **({"offset": offset} if offset else {})})
+        return f"/articles?{query}" if query else "/articles"
+
+    return {"next": link(found.next_offset), "previous": link(found.previous_offset)}
 
 
 @router.get(

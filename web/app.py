@@ -22,7 +22,7 @@ from rag.engine import Engine
 from rag.errors import RagError
 from rag.examples import read_questions
 from rag.settings import Settings
-from web import admin, api, pages
+from web import admin, api, feedback, pages
 from web.errors import UNREADABLE_BODY, error_message, http_error, plain_errors
 from web.limits import MAX_BODY_BYTES, BodyLimit
 from web.state import RELOAD_SECONDS, AppState
@@ -94,6 +94,7 @@ def create_app(
     )
     app.state.web = state
     app.state.admin_token = admin_token
+    app.state.feedback_rate = feedback.ClientRate()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger")
 
@@ -111,6 +112,7 @@ def create_app(
     if admin_token:
         app.include_router(admin.router)
     app.include_router(api.router)
+    app.include_router(feedback.router)
     app.include_router(pages.router)
     app.add_middleware(
         BodyLimit,

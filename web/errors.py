@@ -7,13 +7,21 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
-from rag.errors import CollectionError, IndexBusyError, MilvusError, QuestionError, RagError
+from rag.errors import (
+    CollectionError,
+    FeedbackError,
+    IndexBusyError,
+    MilvusError,
+    QuestionError,
+    RagError,
+)
 from web.limits import MAX_BODY_BYTES
 
 # The core's errors that are the request's (or the moment's) fault: status, and headers (how
 # soon to try again). Any other error of the core is a server error, 500.
 STATUSES: dict[type[RagError], tuple[int, dict[str, str] | None]] = {
     QuestionError: (422, None),
+    FeedbackError: (422, None),
     CollectionError: (409, None),
     IndexBusyError: (503, {"Retry-After": "30"}),
     MilvusError: (503, {"Retry-After": "5"}),
@@ -50,6 +58,8 @@ def http_error(exc: RagError, request: Request) -> HTTPException | None:
             if isinstance(exc, QuestionError):
                 where = ["body", "question"] if request.method == "POST" else ["query", "q"]
                 detail: Any = [{"type": "question", "loc": where, "msg": str(exc)}]
+            elif isinstance(exc, FeedbackError):
+                detail = [{"type": "feedback", "loc": ["body", exc.field], "msg": str(exc)}]
             else:
                 detail = str(exc)
             return HTTPException(status, detail=detail, headers=headers)

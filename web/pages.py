@@ -16,10 +16,13 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from rag.errors import RagError
+from rag.examples import EXAMPLES
+from rag.feedback import Feedback
+from rag.listing import ArticlePage, newest
 from rag.types import Article
 from web.deps import State
 from web.errors import error_message, http_error
-from web.schemas import AskQuery, answer_out
+from web.schemas import AskQuery, answer_out, article_out, article_url
 from web.state import AppState, View
 
 HERE = Path(__file__).parent
@@ -137,6 +140,37 @@ def prefers_json(request: Request, *, default: bool) -> bool:
     return default
 
 
+def passage_runs(passage: BaseModel) -> list[tuple[str | None, list[tuple[str, bool]]]]:
+    """Cut a passage into its sentences, each with the id a verdict names it by, and the text
+    between them; each cut into pieces highlighted where the answer quotes it.
+
+    Args:
+        passage: The API form of a passage (`PassageOut`).
+
+    Returns:
+        (`ARTICLE_ID:START-END` or None, pieces) pairs whose pieces join to the passage text.
+    """
+    p: Any = passage
+    runs: list[tuple[str | None, list[tuple[str, bool]]]] = []
+    position = p.start
+    for start, end in [*p.sentences, (p.end, p.end)]:
+        start, end = max(start, position), min(end, p.end)
+        if start > position:
+            runs.append(
+                (
+                    None,
+                    marked_pieces(
+                        p.text[position - p.start : start - p.start], position, p.highlights
+                    ),
+                )
+            )
+        if end > start:
+            text = p.text[start - p.start : end - p.start]
+            runs.append((f"{p.article_id}:{start}-{end}", marked_pieces(text, start, p.highlights)))
+            position = end
+    return runs
+
+
 def _long_date(value: dt.date | None) -> str:
     return f"{value.day} {value:%B %Y}" if value else "no date"
 
@@ -146,6 +180,8 @@ def _templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
     )
     env.globals["marked"] = marked_pieces
+    env.globals["passage_runs"] = passage_runs
+    env.globals["article_url"] = article_url
     env.filters["longdate"] = _long_date
     return Jinja2Templates(env=env)
 
@@ -184,17 +220,41 @@ def error_page(request: Request, status: int, message: str) -> Response:
     return page(request, "error.html", {"status": status, "message": message}, status)
 
 
-def article_list_page(request: Request, articles: Sequence[BaseModel]) -> Response:
-    """The list of articles.
+def article_list_page(
+    request: Request, params: BaseModel, found: ArticlePage, links: dict[str, str | None]
+) -> Response:
+    """A page of the article list, with its filters, counts and links to the pages around it.
 
     Args:
         request: The request.
-        articles: Their API forms (`ArticleSummary`), in the order to list them.
+        params: The query (`ArticlesQuery`), to fill the filter form.
+        found: The page.
+        links: `next` and `previous` addresses, or None.
 
     Returns:
         The HTML response.
     """
-    return page(request, "articles.html", {"articles": articles})
+    context = {
+        "form": params.model_dump(mode="json"),
+        "page": found,
+        "articles": [article_out(a, with_text=False) for a in found.articles],
+        "links": links,
+        "filtered": params.wanted().filtered,
+    }
+    return page(request, "articles.html", context)
+
+
+def feedback_page(request: Request, saved: Feedback) -> Response:
+    """The page after the answer page's form sent a verdict.
+
+    Args:
+        request: The request.
+        saved: The verdict as stored.
+
+    Returns:
+        The HTML response (201).
+    """
+    return page(request, "feedback.html", {"saved": saved}, 201)
 
 
 def article_page(
@@ -241,9 +301,14 @@ def question_page(request: Request, state: AppState) -> Response:
     if kept.get("q") and kept != fields:
         # The form without JavaScript sends its empty filters too; share the short address.
         return RedirectResponse(f"/?{urlencode(kept)}", status_code=303)
+    view = state.view
     context: dict[str, Any] = {
         "form": fields,
         "state": state,
+        # Without example questions, the newest articles as topics (see index.html).
+        "topics": newest(view.engine.index.articles, EXAMPLES)
+        if view and not view.examples
+        else [],
         "answer": None,
         "error": None,
         "filtered": any(fields.get(k) for k in ("date_from", "date_to", "author")),
@@ -254,7 +319,6 @@ def question_page(request: Request, state: AppState) -> Response:
         params = AskQuery.model_validate(fields)
     except ValidationError as e:
         return page(request, "index.html", {**context, "error": error_message(e.errors())}, 422)
-    view = state.view
     if view is None:
         return page(request, "index.html", {**context, "error": state.not_ready()}, 503)
     try:

@@ -8,7 +8,7 @@ import functools
 import operator
 from collections.abc import Collection, Mapping, Sequence
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -17,6 +17,8 @@ from pydantic_core import PydanticUseDefault
 from rag.answer.question import MAX_QUESTION_CHARS, MAX_TOP_K
 from rag.build.duplicates import Duplicate
 from rag.build.updates import Update
+from rag.feedback import MAX_NOTE_CHARS, MAX_SHOWN, SENTENCE_ID, Feedback, Quote, text_problem
+from rag.listing import DEFAULT_LIMIT, MAX_LIMIT, ArticleFilter, ArticlePage
 from rag.serialize import (
     ANSWER_KEYS,
     ANSWER_OMITS,
@@ -89,6 +91,80 @@ class AskQuery(AskOptions):
         min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, in words."
     )
     _q_not_blank = field_validator("q", mode="before")(_not_blank)
+
+
+def _unset_if_blank(value: Any) -> Any:
+    # An empty field of an HTML form means "not given".
+    if isinstance(value, str) and not value.strip():
+        raise PydanticUseDefault()
+    return value
+
+
+class ArticlesQuery(BaseModel):
+    """The query string of `GET /articles`: filters, and which page."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    q: str | None = Field(
+        None, max_length=200, description="Only articles whose title has all these words."
+    )
+    date_from: dt.date | None = Field(
+        None, description="Only articles published on or after this day (YYYY-MM-DD)."
+    )
+    date_to: dt.date | None = Field(
+        None, description="Only articles published on or before this day (YYYY-MM-DD)."
+    )
+    author: str | None = Field(
+        None,
+        max_length=MAX_AUTHOR_CHARS,
+        description="Only articles whose author contains this text (any case).",
+    )
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Articles a page.")
+    offset: int = Field(0, ge=0, le=10**9, description="How many articles to pass over.")
+
+    _blank = field_validator(
+        "q", "date_from", "date_to", "author", "limit", "offset", mode="before"
+    )(_unset_if_blank)
+    _in_order = model_validator(mode="after")(AskOptions._dates_in_order)
+
+    def wanted(self) -> ArticleFilter:
+        """The core's filter of these parameters."""
+        return ArticleFilter(
+            self.q, self.date_from, self.date_to, self.author, self.limit, self.offset
+        )
+
+
+def _plain_text(value: Any) -> Any:
+    if isinstance(value, str) and (problem := text_problem(value)):
+        raise ValueError(f"the text {problem}")
+    return value
+
+
+class FeedbackIn(BaseModel):
+    """A reader's verdict on an answer (`POST /feedback`)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    question: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, as asked."
+    )
+    verdict: Literal["right", "wrong"] = Field(description="Whether the answer was right.")
+    shown: list[Annotated[str, Field(pattern=SENTENCE_ID)]] = Field(
+        default_factory=list,
+        max_length=MAX_SHOWN,
+        description="The answer's quoted sentences, as `ARTICLE_ID:START-END` (the first"
+        " citation's offsets), in order; empty when the articles did not answer.",
+    )
+    quote: Annotated[str, Field(pattern=SENTENCE_ID)] | None = Field(
+        None,
+        description="With a wrong verdict: the sentence that does answer, as"
+        " `ARTICLE_ID:START-END` (a sentence of a passage shown).",
+    )
+    note: str | None = Field(None, max_length=MAX_NOTE_CHARS, description="Plain text.")
+
+    _question_not_blank = field_validator("question", mode="before")(_not_blank)
+    _no_markup = field_validator("question", "note", mode="after")(_plain_text)
+    _blank_quote = field_validator("quote", "note", mode="before")(_unset_if_blank)
 
 
 class ArticleIn(BaseModel):
@@ -273,6 +349,18 @@ ArticleSummary = derived(
     },
     form=False,
 )
+ArticlePageOut = create_model(
+    "ArticlePageOut",
+    __doc__="A page of the article list, newest first, with the filters' counts and links.",
+    __module__=__name__,
+    articles=(list[ArticleSummary], ...),  # type: ignore[valid-type]
+    total=(int, Field(description="Articles that pass the filters.")),
+    collection=(int, Field(description="Articles in the collection.")),
+    offset=(int, ...),
+    limit=(int, ...),
+    next=(str | None, Field(description="The next page's address; null on the last.")),
+    previous=(str | None, Field(description="The previous page's address; null on the first.")),
+)
 ArticleOut = derived(
     "ArticleOut",
     Article,
@@ -373,3 +461,50 @@ def update_out(update: Update) -> BaseModel:
         An `UpdateOut`, its time in seconds rounded to milliseconds.
     """
     return UpdateOut.model_validate({**plain(update), "seconds": round(update.seconds, 3)})
+
+
+QuoteOut = derived("QuoteOut", Quote, "A sentence a verdict names, as the index holds it.")
+FeedbackOut = derived(
+    "FeedbackOut",
+    Feedback,
+    "A verdict as stored.",
+    describe={
+        "answered": "Whether the page showed an answer (else it said the articles do not).",
+        "fingerprint": "The collection's fingerprint when the verdict was given.",
+        "at": "When (UTC, ISO 8601).",
+    },
+)
+
+
+def feedback_out(feedback: Feedback) -> BaseModel:
+    """The API form of a stored verdict.
+
+    Args:
+        feedback: The verdict.
+
+    Returns:
+        A `FeedbackOut`.
+    """
+    return FeedbackOut.model_validate(plain(feedback))
+
+
+def article_page_out(page: ArticlePage, links: Mapping[str, str | None]) -> BaseModel:
+    """The API form of a page of the article list.
+
+    Args:
+        page: The `rag.listing.ArticlePage`.
+        links: The `next` and `previous` addresses (None where there is no such page).
+
+    Returns:
+        An `ArticlePageOut`.
+    """
+    return ArticlePageOut.model_validate(
+        {
+            "articles": [article_out(a, with_text=False) for a in page.articles],
+            "total": page.total,
+            "collection": page.collection,
+            "offset": page.offset,
+            "limit": page.limit,
+            **links,
+        }
+    )

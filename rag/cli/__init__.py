@@ -8,6 +8,7 @@ commands are in `rag.cli.commands`, what they print in `rag.cli.output`.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from rag.answer.question import MAX_TOP_K
 from rag.cli.commands import (
     cmd_add,
     cmd_ask,
+    cmd_feedback,
     cmd_index,
     cmd_list,
     cmd_remove,
@@ -25,6 +27,7 @@ from rag.cli.commands import (
     settings_from_args,
 )
 from rag.errors import CollectionError, RagError
+from rag.listing import DEFAULT_LIMIT, MAX_LIMIT
 from rag.settings import ANSWERERS, DEFAULT_COLLECTION, INDEX_ENV, METHODS, ChunkSettings, Settings
 
 
@@ -65,10 +68,23 @@ def _questions(args: argparse.Namespace, settings: Settings) -> Path | None:
     return Path(args.questions)
 
 
-def _top_k(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TOP_K:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_TOP_K}")
-    return int(text)
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+
+
+def _whole(low: int, high: int):
+    def check(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return int(text)
+
+    return check
+
+
+_top_k = _whole(1, MAX_TOP_K)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,10 +173,49 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("list", help="list a collection's articles, newest first, with their ids")
+    p = sub.add_parser(
+        "list",
+        help="list a collection's articles, newest first, with their ids",
+        description="List a page of a collection's articles, newest first (undated last),"
+        " filtered by title words, dates and author; how many match, and the next page's"
+        " --offset, go to standard error.",
+    )
+    p.add_argument("--title", metavar="WORDS", help="only articles whose title has all these words")
+    p.add_argument("--date-from", type=_date, metavar="YYYY-MM-DD", help="published on or after")
+    p.add_argument("--date-to", type=_date, metavar="YYYY-MM-DD", help="published on or before")
+    p.add_argument("--author", help="only articles whose author contains this text (any case)")
+    p.add_argument(
+        "--limit",
+        type=_whole(1, MAX_LIMIT),
+        default=DEFAULT_LIMIT,
+        help=f"articles to list (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})",
+    )
+    p.add_argument(
+        "--offset", type=_whole(0, 10**9), default=0, help="articles to pass over (default 0)"
+    )
     corpus(p)
     common(p)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "feedback",
+        help="readers' verdicts on answers (the web app's Right and Wrong buttons)",
+        description="Readers' verdicts are kept beside the index, in feedback.jsonl.",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    e = actions.add_parser(
+        "export",
+        help="write the verdicts as a Q&A file that rag eval --qa runs",
+        description="Write the verdicts as Q&A JSON Lines: a Right verdict gives its question"
+        " with the answer's first quote as the answer sentence (on a refusal, an unanswerable"
+        " question); a Wrong verdict with a chosen sentence gives that sentence; a Wrong"
+        " verdict without one is skipped and counted. A question judged twice keeps its last"
+        " verdict.",
+    )
+    e.add_argument("file", metavar="FILE", help="the Q&A file to write (replaced)")
+    corpus(e)
+    common(e)
+    e.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("ask", help="ask a question")
     p.add_argument("question")

@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from rag.cli.output import Bars, format_answer, format_update
+from rag.cli.output import Bars, format_answer, format_listed, format_update
 from rag.errors import CollectionError
-from rag.serialize import newest_first, source_label
+from rag.serialize import source_label
 from rag.service import open_engine
 from rag.settings import ANSWERERS, DEFAULT_COLLECTION, METHODS, ChunkSettings, Settings
 
@@ -126,11 +126,32 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from rag.index.store import load_index
+    from rag.listing import ArticleFilter, list_articles
 
     index = load_index(settings_from_args(args).index_path)
-    for article in newest_first(index.articles.values()):
+    wanted = ArticleFilter(
+        args.title, args.date_from, args.date_to, args.author, args.limit, args.offset
+    )
+    page = list_articles(index.articles, wanted)
+    for article in page.articles:
         date = article.date.isoformat() if article.date else "no date   "
         print(f"{date}  {article.id}  {article.title}  [{source_label(article)}]")
+    print(format_listed(page, wanted.filtered), file=sys.stderr)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from rag.feedback import FEEDBACK_FILE, feedback_questions, read_feedback, write_questions
+
+    source = settings_from_args(args).index_path / FEEDBACK_FILE
+    export = feedback_questions(read_feedback(source))
+    write_questions(Path(args.file), export.questions)
+    print(
+        f"Wrote {len(export.questions)} questions to {args.file} from the verdicts in {source}"
+        f" ({export.skipped} 'wrong' verdicts without a chosen quote skipped: they do not say"
+        f" which sentence answers; {export.replaced} replaced by a later verdict on the same"
+        f" question). Run them: rag eval --qa {args.file}"
+    )
     return 0
 
 

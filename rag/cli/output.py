@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.build.updates import Update
+from rag.listing import ArticlePage
 from rag.serialize import source_numbers
 from rag.types import Answer
 
@@ -146,3 +147,23 @@ def format_update(update: Update, titles: dict[str, str]) -> str:
             + f" in {update.seconds:.1f} s."
         )
     return "\n".join(lines)
+
+
+def format_listed(page: ArticlePage, filtered: bool) -> str:
+    """Say which articles a page of `rag list` shows, and how to see the next.
+
+    Args:
+        page: The page.
+        filtered: Whether filters were given.
+
+    Returns:
+        One line.
+    """
+    of = f" that match, of {page.collection:,} in the collection" if filtered else ""
+    if not page.articles:
+        return f"No article to show: {page.total:,}{of}, and the page starts at {page.offset:,}."
+    shown = (
+        f"Articles {page.offset + 1:,}-{page.offset + len(page.articles):,} of {page.total:,}{of}"
+    )
+    more = f"; the next page: --offset {page.next_offset}" if page.next_offset is not None else ""
+    return f"{shown}, newest first{more}."

@@ -342,6 +342,25 @@ class ArticleTable(Mapping[str, Article]):
         if len(self.rows) != len(self.ids):
             raise ValueError(f"article ids repeat in {path}")
         self._read = functools.lru_cache(maxsize=CACHED_ARTICLES)(self._article)
+        self._path = path
+        self._titles: list[str] | None = None
+
+    @property
+    def titles(self) -> list[str]:
+        """Every article's title, in order; read once, from the records alone (no text)."""
+        if self._titles is None:
+            records = pa.ipc.open_file(
+                pa.memory_map(str(self._path)),
+                options=pa.ipc.IpcReadOptions(
+                    included_fields=[self._texts.schema.get_field_index("record")]
+                ),
+            )
+            titles: list[str] = []
+            for number in range(records.num_record_batches):
+                column = records.get_batch(number).column(0).to_pylist()
+                titles += [json.loads(record)["title"] for record in column]
+            self._titles = titles
+        return self._titles
 
     def _article(self, row: int) -> Article:
         batch = int(np.searchsorted(self._batch_starts, row, "right")) - 1
@@ -375,6 +394,19 @@ def bylines(articles: Mapping[str, Article]) -> Iterator[tuple[str, str | None, 
     else:
         for article in articles.values():
             yield article.id, article.author, article.date
+
+
+def titles(articles: Mapping[str, Article]) -> Iterator[tuple[str, str]]:
+    """(id, title) of every article, in order, without reading each article's text.
+
+    Args:
+        articles: An index's articles.
+    """
+    if isinstance(articles, ArticleTable):
+        yield from zip(articles.ids, articles.titles, strict=True)
+    else:
+        for article in articles.values():
+            yield article.id, article.title
 
 
 def write_articles(articles: Mapping[str, Article], path: Path) -> None:

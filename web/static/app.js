@@ -68,14 +68,105 @@
     return el("blockquote", { class: "quote" }, p);
   }
 
+  // A passage's text with each sentence a choice for the feedback form (see passage_runs).
+  function passageText(p) {
+    const chars = Array.from(p.text);
+    const cut = (from, to) => chars.slice(from - p.start, to - p.start).join("");
+    const out = [];
+    let position = p.start;
+    for (const [s, e] of [...p.sentences, [p.end, p.end]]) {
+      const start = Math.max(s, position);
+      const end = Math.min(e, p.end);
+      if (start > position) out.push(...marked(cut(position, start), position, p.highlights, "matched"));
+      if (end > start) {
+        const input = el("input", {
+          class: "pick-input",
+          type: "radio",
+          name: "quote",
+          value: `${p.article_id}:${start}-${end}`,
+          form: "feedback",
+        });
+        out.push(el("label", { class: "pick" }, input, ...marked(cut(start, end), start, p.highlights, "matched")));
+        position = end;
+      }
+    }
+    return out;
+  }
+
   function passageNode(p) {
     return el(
       "li",
       { class: "passage" },
       el("h3", {}, el("a", { href: href(p.url) }, p.title)),
       el("p", { class: "byline" }, `${p.author || "No author"} · `, dateNode(p.date)),
-      el("p", { class: "passage-text" }, ...marked(p.text, p.start, p.highlights, "matched")),
+      el("p", { class: "passage-text" }, ...passageText(p)),
     );
+  }
+
+  // The Right / Wrong form, as the server draws it (_feedback.html).
+  function feedbackNode(answer) {
+    const form = el("form", { id: "feedback", class: "feedback", method: "post", action: "/feedback" });
+    form.append(el("input", { type: "hidden", name: "question", value: answer.question }));
+    for (const s of answer.sentences) {
+      const c = s.citations[0];
+      form.append(el("input", { type: "hidden", name: "shown", value: `${c.article_id}:${c.start}-${c.end}` }));
+    }
+    const legend = answer.answered
+      ? "Is this answer right?"
+      : "Is it right that the articles do not answer this?";
+    const fields = el(
+      "fieldset",
+      {},
+      el("legend", {}, legend),
+      el(
+        "div",
+        { class: "feedback-buttons" },
+        el("button", { type: "submit", name: "verdict", value: "right" }, "Right"),
+        el("button", { type: "submit", name: "verdict", value: "wrong" }, "Wrong"),
+      ),
+    );
+    if (answer.passages.length) {
+      fields.append(
+        el("p", { class: "hint" }, "Wrong? First click the sentence of a passage below that does answer, if one does."),
+      );
+    }
+    form.append(fields);
+    return form;
+  }
+
+  // Send a verdict without leaving the page; the form posts itself when this cannot run.
+  async function sendFeedback(form, verdict) {
+    const data = new FormData(form);
+    const body = { question: data.get("question"), verdict, shown: data.getAll("shown") };
+    const chosen = data.get("quote");
+    if (verdict === "wrong" && chosen) body.quote = chosen;
+    let status = form.querySelector(".feedback-status");
+    if (!status) {
+      status = el("p", { class: "feedback-status", role: "status" });
+      form.append(status);
+    }
+    status.textContent = "Sending…";
+    try {
+      const response = await fetch("/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      const reply = await response.json().catch(() => null);
+      if (response.ok) {
+        const quoted = reply && reply.quote ? ", with the sentence you chose" : "";
+        form.querySelector("fieldset").replaceWith(
+          el("p", { class: "notice" }, `Thank you: recorded as ${verdict}${quoted}.`),
+        );
+        status.remove();
+      } else {
+        status.textContent = errorText(reply, response.status);
+        status.className = "feedback-status error";
+      }
+    } catch {
+      status.textContent = "The server cannot be reached. Try again.";
+      status.className = "feedback-status error";
+    }
   }
 
   function answerNode(answer) {
@@ -106,6 +197,7 @@
         el("p", { class: "reason" }, answer.reason || "The articles do not seem to answer this question."),
       );
     }
+    box.append(feedbackNode(answer));
     if (answer.passages.length) {
       box.append(
         el("h2", {}, answer.answered ? "Supporting passages" : "Closest passages"),
@@ -175,6 +267,15 @@
     }
   }
 
+  region.addEventListener("submit", (event) => {
+    const target = event.target;
+    if (!(target instanceof HTMLFormElement) || target.id !== "feedback") return;
+    const verdict = event.submitter && event.submitter.value;
+    if (verdict !== "right" && verdict !== "wrong") return;
+    event.preventDefault();
+    sendFeedback(target, verdict);
+  });
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const params = paramsOf(new FormData(form));
@@ -186,7 +287,7 @@
     ask(params, true);
   });
 
-  for (const link of document.querySelectorAll(".examples a")) {
+  for (const link of document.querySelectorAll(".examples:not(.topics) a")) {
     link.addEventListener("click", (event) => {
       if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
       event.preventDefault();
