@@ -16,6 +16,10 @@ from rag.engine import CANDIDATE_PASSAGES, Engine
 
 # The share of answerable dev questions that may be refused.
 FALSE_REFUSALS = 0.04
+# An answer told as `answered` (`rag.answer.bands`) quotes the answer this often on dev, over
+# at least this many questions; the rest of what is let through is told as `probably`.
+ANSWERED_SHARE = 0.75
+MIN_BAND = 10
 
 
 def readings(engine: Engine, qas: Sequence[dict[str, Any]], selector: Selector) -> list[dict]:
@@ -76,6 +80,39 @@ def figures(rows: Sequence[dict], threshold: float) -> dict[str, float]:
     }
 
 
+def answered_edge(rows: Sequence[dict], threshold: float) -> float:
+    """The lowest best-sentence probability from which the answers let through at `threshold`
+    quote the answer `ANSWERED_SHARE` of the time (1.0 when none does).
+
+    Args:
+        rows: `readings` of the dev questions.
+        threshold: The refusal threshold.
+    """
+    let = sorted((r for r in rows if r["refusal"] >= threshold), key=lambda r: -r["best"])
+    edge, right = 1.0, 0
+    for n, row in enumerate(let, start=1):
+        right += row["answerable"] and row["hit"]
+        if n >= MIN_BAND and right >= ANSWERED_SHARE * n:
+            edge = row["best"]
+    return edge
+
+
+def band_figures(rows: Sequence[dict], threshold: float, edge: float) -> dict[str, dict]:
+    """How many dev questions fall in each band, and how often each band's first quote holds
+    the answer (for `not sure`: how often the articles did not answer)."""
+    bands: dict[str, list[bool]] = {"answered": [], "probably": [], "not sure": []}
+    for r in rows:
+        if r["refusal"] < threshold:
+            bands["not sure"].append(not r["answerable"])
+        else:
+            band = "answered" if r["best"] >= edge else "probably"
+            bands[band].append(r["answerable"] and r["hit"])
+    return {
+        b: {"questions": len(v), "right": round(sum(v) / len(v), 4) if v else None}
+        for b, v in bands.items()
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Read the dev weeks, choose the threshold, and write it into the selector."""
     parser = argparse.ArgumentParser(prog="python -m eval.calibrate", description=__doc__)
@@ -106,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     after = figures(rows, threshold)
     print("as shipped:", json.dumps(before))
     print(f"at {FALSE_REFUSALS:.0%} false refusals on {args.split}:", json.dumps(after))
+    edge = answered_edge(rows, threshold)
+    bands = band_figures(rows, threshold, edge)
+    print(f"answered from {edge:.3f}:", json.dumps(bands))
     if args.rows:
         args.rows.write_text(json.dumps(rows), encoding="utf-8")
     about = {
@@ -113,9 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "refusal_threshold_chosen_on": f"realtimeqa-news {args.split} split, every"
         f" {args.every} week(s), {len(rows)} questions, at {FALSE_REFUSALS:.0%} false refusals",
         "news_dev": after,
+        "news_dev_bands": bands,
     }
     field = "refusal_threshold" if selector.refusal else "threshold"
-    calibrated = replace(selector, **{field: round(threshold, 6)}, about=about)
+    calibrated = replace(
+        selector, **{field: round(threshold, 6)}, answered_at=round(edge, 6), about=about
+    )
     output = args.output or args.selector
     output.write_text(json.dumps(calibrated.to_json(), indent=2, default=str) + "\n", "utf-8")
     print(f"wrote {output}")

@@ -92,6 +92,7 @@ def run_question(
         "retrieved": list(dict.fromkeys(p.article.title for p in answer.passages)),
         "answered": answer.answered,
         "confidence": answer.confidence,
+        "band": answer.band,
         "reason": answer.reason,
         "sentences": [
             {

@@ -423,6 +423,41 @@ def summarize(
         "answerable": answerable,
         "unanswerable": len(scores) - answerable,
         "per_kind": {kind: _kind_summary(by_kind[kind]) for kind in sorted(by_kind)},
+        "per_band": per_band(pairs, scores),
+    }
+
+
+def per_band(
+    pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], scores: Sequence[Mapping]
+) -> dict[str, dict[str, float | int]]:
+    """How each confidence band (`rag.answer.bands`) fared: what it stated and what held.
+
+    Args:
+        pairs: (Q&A record, result) pairs.
+        scores: `score_question` of each pair.
+
+    Returns:
+        Per band present: ``questions``, ``stated`` (the mean confidence shown) and ``right``:
+        for an answer, the share whose first quote holds a gold answer; for `not sure`, the
+        share the articles did not answer.
+    """
+    found: dict[str, list[tuple[float, bool]]] = {}
+    for (qa, result), score in zip(pairs, scores, strict=True):
+        band = result.get("band")
+        if band is None:
+            continue
+        if band == "not sure":
+            right = not qa["answers"]
+        else:
+            right = bool(qa["answers"]) and bool(score.get("answer_hit@1"))
+        found.setdefault(band, []).append((float(result["confidence"]), right))
+    return {
+        band: {
+            "questions": len(rows),
+            "stated": round(sum(c for c, _ in rows) / len(rows), 4),
+            "right": round(sum(r for _, r in rows) / len(rows), 4),
+        }
+        for band, rows in found.items()
     }
 
 

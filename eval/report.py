@@ -33,6 +33,37 @@ def _bars(per_kind: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _calibration(per_band: dict[str, Any]) -> str:
+    """Each band's stated confidence beside the share that held, as paired bars."""
+    order = [b for b in ("answered", "probably", "not sure") if b in per_band]
+    if not order:
+        return "<p>No answer of this run has a confidence band (the reader's answers do).</p>"
+    height = 44 * len(order) + 8
+    parts = [
+        f'<svg role="img" aria-label="stated confidence against the share right, per band"'
+        f' width="{BAR_WIDTH + 300}" height="{height}">'
+    ]
+    for i, band in enumerate(order):
+        m = per_band[band]
+        y = 4 + 44 * i
+        parts.append(
+            f'<text x="0" y="{y + 24}" font-size="13">{escape(band)} ({m["questions"]})</text>'
+        )
+        held = "no answer to give" if band == "not sure" else "first quote right"
+        for j, (value, label, color) in enumerate(
+            ((m["stated"], "stated confidence", "#9ca3af"), (m["right"], held, "#2563eb"))
+        ):
+            top = y + 20 * j
+            parts.append(
+                f'<rect x="130" y="{top}" width="{BAR_WIDTH}" height="16" fill="#e5e7eb"/>'
+                f'<rect x="130" y="{top}" width="{BAR_WIDTH * value:.1f}" height="16"'
+                f' fill="{color}"/><text x="{BAR_WIDTH + 140}" y="{top + 13}" font-size="13">'
+                f"{value:.2f} {label}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _failed(question: dict[str, Any]) -> bool:
     scores = question["scores"]
     if not question["expected"]["answers"]:
@@ -50,7 +81,7 @@ def render_html(report: dict[str, Any]) -> str:
         The HTML document.
     """
     metrics = report["metrics"]
-    names = [k for k in metrics if k != "per_kind"]
+    names = [k for k in metrics if k not in ("per_kind", "per_band")]
     methods = list(report["runs"])
     head = "".join(f"<th>{escape(m)}</th>" for m in methods)
     table = "".join(
@@ -92,6 +123,7 @@ default retriever <b>{escape(report["default_retriever"])}</b>.</p>
 {f"<h2>Failed thresholds</h2><ul>{failures}</ul>" if failures else ""}
 <h2>Metrics</h2><table><tr><th>metric</th>{head}</tr>{table}</table>
 <h2>Per kind</h2>{_bars(metrics["per_kind"])}
+<h2>Confidence bands</h2>{_calibration(metrics.get("per_band", {}))}
 <h2>Failed questions ({len(failed)})</h2>{"".join(items) or "<p>None.</p>"}
 </body></html>
 """

@@ -7,10 +7,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
 from embeddings import ModelLoadError, load_reader
+from rag.answer.bands import band_of
 from rag.answer.baselines import rank_by_cosine
 from rag.answer.bylines import byline_reply
 from rag.answer.compose import Reply, compose
@@ -277,6 +279,7 @@ class Engine:
             ),
             kind=query.kind,
             reason=reply.reason,
+            band=reply.band,
         )
 
     def candidates(self, query: Query, passages: list[Passage]) -> list[Scored]:
@@ -343,10 +346,14 @@ class Engine:
         if answered is not None:
             if answered < selector.refusal_threshold:
                 return Reply(
-                    (), ranked[0].score, False, "The articles do not seem to answer this question."
+                    (),
+                    ranked[0].score,
+                    False,
+                    "The articles do not seem to answer this question.",
+                    band="not sure",
                 )
             threshold = 0.0
-        return compose(
+        reply = compose(
             ranked,
             self.index,
             self.table,
@@ -356,6 +363,7 @@ class Engine:
             checks=selector.rules,
             calibrated=True,
         )
+        return replace(reply, band=band_of(reply.answered, reply.confidence, selector.answered_at))
 
 
 def _check_answerer(answerer: str) -> None:

@@ -16,6 +16,7 @@ ANSWER_KEYS = (
     "question",
     "answered",
     "confidence",
+    "band",
     "kind",
     "reason",
     "sentences",

@@ -116,3 +116,4 @@ class Answer:
     kind: str = "factoid"
     reason: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    band: str | None = None  # `answered`, `probably` or `not sure`: the reader's answers only

@@ -228,6 +228,7 @@ RESULTS = [
 def test_summarize_three_questions():
     summary = summarize(QAS, RESULTS)
     per_kind = summary.pop("per_kind")
+    assert summary.pop("per_band") == {}  # no result carries a band
     assert summary == pytest.approx(
         {
             "hit@1": 0.5,
@@ -330,3 +331,18 @@ def test_check_thresholds_fail_lines():
 def test_check_thresholds_rejects_unknown_section():
     with pytest.raises(ValueError, match="minimum"):
         check_thresholds(SUMMARY, {"minimum": {"hit@5": 0.9}})
+
+
+def test_each_band_reports_what_it_stated_and_what_held():
+    results = [
+        {**r, "band": band, "confidence": c}
+        for r, band, c in zip(
+            RESULTS, ("not sure", "answered", "not sure"), (0.1, 0.8, 0.3), strict=True
+        )
+    ]
+    per_band = summarize(QAS, results)["per_band"]
+    # q1's first quote holds its answer; of the two refused, q3 had none to give, q2 had one.
+    assert per_band == {
+        "answered": {"questions": 1, "stated": 0.8, "right": 1.0},
+        "not sure": {"questions": 2, "stated": 0.2, "right": 0.5},
+    }

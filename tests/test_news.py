@@ -169,3 +169,22 @@ def test_rag_eval_adds_the_news_row_only_once_its_weeks_are_indexed(tmp_path, mo
     (tmp_path / "indexes" / "test" / found[-1]).mkdir(parents=True)
     (tmp_path / "indexes" / "test" / found[-1] / "CURRENT").write_text("gen-1", "utf-8")
     assert indexed("test", every=2)
+
+
+def test_the_answered_band_starts_where_its_answers_are_right_often_enough():
+    from eval.calibrate import MIN_BAND, answered_edge, band_figures
+
+    # From the top: twelve right, then wrong ones; the refused question plays no part.
+    rows = [
+        {"answerable": True, "refusal": 0.9, "best": 0.9 - i / 100, "hit": i < 12}
+        for i in range(20)
+    ] + [{"answerable": False, "refusal": 0.01, "best": 0.95, "hit": False}]
+    edge = answered_edge(rows, threshold=0.1)
+    # 12 right of the first 16 is 0.75: the edge is the 16th best sentence.
+    assert MIN_BAND <= 16 and edge == rows[15]["best"]
+    bands = band_figures(rows, 0.1, edge)
+    assert bands["answered"] == {"questions": 16, "right": 0.75}
+    assert bands["probably"] == {"questions": 4, "right": 0.0}
+    assert bands["not sure"] == {"questions": 1, "right": 1.0}
+    # Never that often right: every answer is told as probable.
+    assert answered_edge([{**r, "hit": False} for r in rows], threshold=0.1) == 1.0

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
+from rag.answer.bands import WORDING
 from rag.errors import RagError
 from rag.examples import EXAMPLES
 from rag.feedback import Feedback
@@ -180,6 +181,7 @@ def _templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
     )
     env.globals["marked"] = marked_pieces
+    env.globals["band_wording"] = WORDING
     env.globals["passage_runs"] = passage_runs
     env.globals["article_url"] = article_url
     env.filters["longdate"] = _long_date

@@ -334,7 +334,11 @@ AnswerOut = derived(
     keys=ANSWER_KEYS,
     omit=ANSWER_OMITS,
     extra={"sources": list[SourceOut]},
-    describe={"reason": "Why the articles do not answer, when they do not."},
+    describe={
+        "reason": "Why the articles do not answer, when they do not.",
+        "band": "How sure the answer is, in words: `answered`, `probably` (check the quote) or"
+        " `not sure` (no answer, the closest passages); the reader's answers only.",
+    },
 )
 ArticleSummary = derived(
     "ArticleSummary",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag.answer.bands import Band
 from rag.answer.baselines import THRESHOLD, confidence_of
 from rag.answer.features import PRONOUN_START, Scored
 from rag.index.store import Index, SentenceTable
@@ -31,6 +32,7 @@ class Reply:
     confidence: float
     answered: bool
     reason: str | None = None
+    band: Band | None = None  # the reader's answers only (`rag.answer.bands`)
 
 
 def citation(article: Article, start: int, end: int, span: tuple[int, int] | None) -> Citation:

@@ -14,6 +14,8 @@ from rag.errors import RagError
 
 SELECTOR_FILE = Path(__file__).parents[1] / "data" / "selector.json"
 RETRAIN = "python -m eval.train_selector"
+# A selector that was never calibrated tells every answer as `probably`.
+ANSWERED_AT = 1.0
 # What retrieval and the sentence features know, before the reader reads anything.
 CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
@@ -92,7 +94,9 @@ class Selector:
         refusal: When fitted, a model of whether the question is answered at all, read from
             its ranked candidates; under `refusal_threshold` the articles do not answer, and
             `threshold` is not used.
-        rules: Whether the hand checks of `rag.answer.compose.select` (a date for "when"...) still
+        answered_at: From this probability of the best sentence up, an answer is told as
+            `answered`, under it as `probably` (`rag.answer.bands`); set on news dev.
+        rules: Whether the hand checks of `rag.answer.compose.compose` (a date for "when"...) still
             refuse on top of the threshold; kept only where held-out figures show they help.
     """
 
@@ -106,6 +110,7 @@ class Selector:
     refusal: Logistic | None = None
     refusal_threshold: float = 0.0
     about: Mapping = field(default_factory=dict)
+    answered_at: float = ANSWERED_AT
 
     def to_json(self) -> dict:
         return {
@@ -118,6 +123,7 @@ class Selector:
             "rules": self.rules,
             "refusal": self.refusal.to_json() if self.refusal else None,
             "refusal_threshold": self.refusal_threshold,
+            "answered_at": self.answered_at,
             "about": dict(self.about),
         }
 
@@ -147,6 +153,7 @@ def load_selector(path: Path = SELECTOR_FILE) -> Selector:
             Logistic.from_json(data["refusal"]) if data.get("refusal") else None,
             float(data.get("refusal_threshold", 0.0)),
             data.get("about", {}),
+            float(data.get("answered_at", ANSWERED_AT)),
         )
     except FileNotFoundError as e:
         raise SelectorLoadError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rag.answer.bands import WORDING
 from rag.build.updates import Update
 from rag.listing import ArticlePage
 from rag.serialize import source_numbers
@@ -31,6 +32,8 @@ def format_answer(answer: Answer, *, color: bool = False) -> str:
 
     if not answer.answered:
         lines.append(answer.reason or "The articles do not answer this question.")
+    if answer.band in ("probably", "not sure"):
+        lines.append(WORDING[answer.band])
     for sentence in answer.sentences:
         first = sentence.citations[0]
         text = sentence.text
