@@ -7,7 +7,14 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
-from rag.errors import CollectionError, IndexBusyError, MilvusError, QuestionError, RagError
+from rag.errors import (
+    CollectionError,
+    IndexBusyError,
+    MilvusError,
+    QuestionError,
+    RagError,
+    StorageError,
+)
 from web.limits import MAX_BODY_BYTES
 
 # The core's errors that are the request's (or the moment's) fault: status, and headers (how
@@ -17,6 +24,8 @@ STATUSES: dict[type[RagError], tuple[int, dict[str, str] | None]] = {
     CollectionError: (409, None),
     IndexBusyError: (503, {"Retry-After": "30"}),
     MilvusError: (503, {"Retry-After": "5"}),
+    # The disk is full or not writable: the change is undone, the index before it answers.
+    StorageError: (507, None),
 }
 BUSY: dict[int | str, dict[str, Any]] = {
     503: {

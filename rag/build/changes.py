@@ -3,6 +3,7 @@ and the ids removed, kept in the index directory and applied to the collection i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -107,7 +108,8 @@ def write_changes(directory: Path, changes: Changes) -> None:
             os.fsync(f.fileno())
         os.replace(temporary, directory / CHANGES_FILE)
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def changes_in_index(collection: Collection, articles: Mapping[str, Article]) -> Changes:

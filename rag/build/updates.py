@@ -120,7 +120,7 @@ def open_index(
         log.warning(
             "%s Answering from the index saved before, %s.", e, previous.manifest["generation"]
         )
-        update = _loaded(directory, collection, changes, started, index=previous)
+        _, update = _loaded(directory, collection, changes, started, index=previous)
         return previous, replace(update, failed=str(e))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import json
@@ -50,7 +51,9 @@ def storage_error(
         error of another kind (left to surface as it is).
     """
     where = error.filename or directory
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    # numpy's `tofile` says a short write without an errno: the disk filled up under it.
+    short = error.errno is None and "requested and" in str(error) and "written" in str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT) or short:
         free = free_bytes(directory)
         amount = f"needs about {_mb(needed)} MB, " if needed else ""
         return StorageError(
@@ -145,7 +148,8 @@ def record_update(directory: Path, outcome: LastUpdate) -> None:
         temporary.write_text(json.dumps(asdict(outcome)), encoding="utf-8")
         os.replace(temporary, directory / LAST_UPDATE_FILE)
     except OSError as e:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         log.warning("the outcome of the last update could not be recorded in %s: %s", directory, e)
 
 

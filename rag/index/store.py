@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -148,7 +149,8 @@ def save_index(index: Index, directory: Path, records: Mapping[str, bytes] | Non
     except BaseException as e:
         shutil.rmtree(generation, ignore_errors=True)
         for pointer in directory.glob(f".{CURRENT}.*"):
-            pointer.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                pointer.unlink(missing_ok=True)
         error = storage_error(e, directory, _size(index)) if isinstance(e, OSError) else None
         if error is None:
             raise
