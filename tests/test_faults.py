@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import json
 import logging
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from eval.benchmark import serving
 from rag.build.changes import CHANGES_FILE, read_changes
 from rag.build.updates import add_articles, open_index, remove_articles
 from rag.engine import Engine
@@ -22,7 +27,8 @@ from rag.errors import StorageError
 from rag.index.disk import CURRENT, last_update
 from rag.index.store import load_index
 from rag.settings import Settings
-from tests.conftest import FakeEncoder
+from tests.conftest import ROOT, FakeEncoder
+from tests.test_pages import RSS
 from tests.test_updates import BASE, _articles, _record
 from web.app import create_app
 
@@ -251,3 +257,50 @@ def test_the_server_keeps_answering_a_failed_update_and_says_so_at_healthz(setti
     assert health["ready"] and health["generation"] == index.manifest["generation"]
     assert health["last_update"]["ok"] is False
     assert health["last_update"]["message"] == refused.json()["detail"]
+
+
+@pytest.mark.model
+def test_rag_add_on_a_full_disk_fails_in_one_line_and_the_index_before_answers(
+    engine, index_dir, tmp_path
+):
+    question = "How many ballistic missiles did Iran fire?"
+    feed = tmp_path / "wire.rss"
+    feed.write_bytes(RSS)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with small_disk(tmp_path / "disk") as disk:
+        directory = disk / "index"
+        shutil.copytree(index_dir, directory)  # about 3.5 MB: no room for a second generation
+        before = (_generations(directory), (directory / CHANGES_FILE).read_bytes())
+
+        def rag(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "rag", *args, "--index", str(directory)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        for _ in range(2):
+            added = rag("add", str(feed))
+            assert added.returncode == 2 and "Traceback" not in added.stderr
+            (line,) = added.stderr.strip().splitlines()
+            assert line.startswith("rag: error: ") and "disk is full (needs about" in line
+            assert (_generations(directory), (directory / CHANGES_FILE).read_bytes()) == before
+        asked = rag("ask", "--json", question)
+        assert asked.returncode == 0, asked.stderr
+        assert json.loads(asked.stdout)["sentences"][0]["text"] == (
+            engine.ask(question).sentences[0].text
+        )
+        with serving(directory) as (_, port, _):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.request("GET", "/ask?" + urllib.parse.urlencode({"q": question}))
+            assert connection.getresponse().status == 200
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.request("GET", "/healthz")
+            health = json.loads(connection.getresponse().read())
+        assert health["generation"] == before[0][0]
+        assert (
+            not health["last_update"]["ok"] and "disk is full" in health["last_update"]["message"]
+        )

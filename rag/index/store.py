@@ -154,7 +154,7 @@ def save_index(index: Index, directory: Path, records: Mapping[str, bytes] | Non
         error = storage_error(e, directory, _size(index)) if isinstance(e, OSError) else None
         if error is None:
             raise
-        log.warning("removed the partial generation %s: %s", generation.name, e)
+        log.info("removed the partial generation %s: %s", generation.name, e)
         raise error from e
     index.manifest = {**index.manifest, "generation": generation.name}
     for old in directory.glob("gen-*"):
