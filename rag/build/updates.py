@@ -87,6 +87,8 @@ def open_index(
         IndexMissingError, IndexStaleError: With `rebuild="never"`, when a build is needed.
         IndexCorruptError: A saved file is damaged; the message names it and the fix.
         CollectionError: The collection cannot be read.
+        StorageError: A needed build cannot be written (without `fallback`, or with no
+            index saved before).
     """
     started = time.perf_counter()
     directory = settings.index_path
