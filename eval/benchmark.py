@@ -394,12 +394,13 @@ def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -
         )
         single = None
         for clients in (1, 8):
-            times, errors = load(port, questions, clients)
+            got = crowd(port, questions, clients)
+            times = got.answered
             rps = len(times) / HTTP_SECONDS
             row = _row(
                 f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}",
                 times,
-                note=f"{rps:.1f} req/s, {errors} errors",
+                note=f"{rps:.1f} req/s, {got.errors} errors, {len(got.refused)} refused (503)",
             )
             if clients == 1:
                 single = rps
