@@ -333,7 +333,7 @@ _REPORT_PEAK = (
 
 @contextlib.contextmanager
 def serving(
-    index: Path, runtime: str = "onnx", paths: Sequence[Path] = ()
+    index: Path, runtime: str = "onnx", paths: Sequence[Path] = (), options: Sequence[str] = ()
 ) -> Iterator[tuple[subprocess.Popen, int, float]]:
     """Run `rag serve` on 127.0.0.1 and a free port until the block ends.
 
@@ -341,6 +341,7 @@ def serving(
         index: The index directory.
         runtime: `onnx` or `torch`.
         paths: The collection (default: the shipped one).
+        options: More options of `rag serve`.
 
     Yields:
         (the server process, its port, seconds from start to `/healthz` ready).
@@ -353,7 +354,7 @@ def serving(
     started = time.perf_counter()
     server = subprocess.Popen(
         _rag("serve", *map(str, paths), "--index", str(index), "--port", str(port))
-        + ["--runtime", runtime],
+        + ["--runtime", runtime, *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -393,12 +394,13 @@ def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -
         )
         single = None
         for clients in (1, 8):
-            times, errors = load(port, questions, clients)
+            got = crowd(port, questions, clients)
+            times = got.answered
             rps = len(times) / HTTP_SECONDS
             row = _row(
                 f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}",
                 times,
-                note=f"{rps:.1f} req/s, {errors} errors",
+                note=f"{rps:.1f} req/s, {got.errors} errors, {len(got.refused)} refused (503)",
             )
             if clients == 1:
                 single = rps
@@ -410,15 +412,42 @@ def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -
     return rows
 
 
-def load(
-    port: int, questions: list[str], clients: int, seconds: float = HTTP_SECONDS
-) -> tuple[list[float], int]:
+@dataclass(frozen=True)
+class Crowd:
+    """What clients asking a server at once got."""
+
+    # Milliseconds of each answered request, and of each refused as busy (503).
+    answered: list[float]
+    refused: list[float]
+    # Requests that failed otherwise (no answer, or a status other than 200 and 503), and
+    # refusals without a `Retry-After`.
+    errors: int
+    seconds: float
+
+
+def crowd(
+    port: int,
+    questions: list[str],
+    clients: int,
+    seconds: float = HTTP_SECONDS,
+    *,
+    polite: bool = True,
+) -> Crowd:
     """Ask a server on 127.0.0.1 questions from `clients` threads for `seconds`.
 
+    Args:
+        port: The server's port.
+        questions: Asked in turn, each made new with a number (no cache answers it).
+        clients: Threads asking at once.
+        seconds: How long.
+        polite: A client told 503 waits its `Retry-After` (at most until the end); else it
+            asks again at once.
+
     Returns:
-        (each request's milliseconds, how many failed or were not 200).
+        The answered and refused requests' times and the errors.
     """
-    times: list[float] = []
+    answered: list[float] = []
+    refused: list[float] = []
     errors = [0]
     deadline = time.perf_counter() + seconds
 
@@ -426,17 +455,29 @@ def load(
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         n = offset
         while time.perf_counter() < deadline and n < offset + 10_000:
-            # A new question each time, so that no cache answers it.
             question = f"{questions[n % len(questions)]} {n}"
             path = "/ask?" + urllib.parse.urlencode({"q": question})
             started = time.perf_counter()
+            retry = None
             try:
-                status = _get(connection, path)
+                connection.request("GET", path)
+                response = connection.getresponse()
+                response.read()
+                status, retry = response.status, response.getheader("Retry-After")
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
             except OSError:
                 status = 0
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            times.append((time.perf_counter() - started) * 1000)
-            errors[0] += status != 200
+            took = (time.perf_counter() - started) * 1000
+            if status == 503:
+                refused.append(took)
+                errors[0] += retry is None or not retry.isdigit()
+                if polite and retry and retry.isdigit():
+                    time.sleep(max(0.0, min(int(retry), deadline - time.perf_counter())))
+            else:
+                answered.append(took)
+                errors[0] += status != 200
             n += 1
 
     threads = [threading.Thread(target=client, args=(i * 1000,)) for i in range(clients)]
@@ -444,7 +485,19 @@ def load(
         t.start()
     for t in threads:
         t.join(seconds + 60)
-    return times, errors[0]
+    return Crowd(answered, refused, errors[0], seconds)
+
+
+def load(
+    port: int, questions: list[str], clients: int, seconds: float = HTTP_SECONDS
+) -> tuple[list[float], int]:
+    """Ask a server on 127.0.0.1 questions from `clients` threads for `seconds`.
+
+    Returns:
+        (each request's milliseconds, how many failed or were not 200, refusals included).
+    """
+    got = crowd(port, questions, clients, seconds, polite=False)
+    return got.answered + got.refused, got.errors + len(got.refused)
 
 
 def cold_cli(index: Path, runtime: str, runs: int = 3) -> list[Row]:

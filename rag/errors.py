@@ -33,6 +33,10 @@ class IndexBusyError(IndexProblemError):
     """Another process holds the index directory's build lock for too long."""
 
 
+class StorageError(RagError):
+    """The index cannot be written: the disk is full, or the place is read-only or not ours."""
+
+
 class FetchError(CollectionError):
     """A page or feed could not be fetched from its address."""
 

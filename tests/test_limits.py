@@ -1,13 +1,17 @@
-"""The request body limit answers 413 before a large body is read whole."""
+"""The request body limit answers 413 before a large body is read whole; questions past the
+bound get 503 at once."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from web.limits import BodyLimit
+from web.limits import BodyLimit, QuestionQueue
 
 
 def _app(limit: int, uploads: dict[str, int] | None = None) -> tuple[FastAPI, list[int]]:
@@ -85,3 +89,37 @@ def test_a_bad_content_length_is_a_400():
     assert sent[0]["status"] == 400
     assert b"Content-Length" in sent[1]["body"]
     assert read == []
+
+
+def test_questions_past_the_bound_get_503_at_once_and_the_others_pass():
+    app = FastAPI()
+    release = threading.Event()
+    inside: list[str] = []
+
+    @app.get("/ask")
+    def ask(q: str) -> dict:
+        inside.append(q)
+        release.wait(10)
+        return {"q": q}
+
+    @app.get("/articles")
+    def articles() -> list:
+        return []
+
+    app.add_middleware(QuestionQueue, limit=2)
+    client = TestClient(app)
+    with ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(client.get, "/ask", params={"q": str(n)}) for n in range(2)]
+        deadline = time.monotonic() + 10
+        while len(inside) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        refused = client.get("/ask", params={"q": "third"})
+        assert time.monotonic() - started < 1  # at once, not after the others
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+        assert "busy" in refused.json()["detail"]
+        assert client.get("/articles").status_code == 200  # not a question: not bounded
+        release.set()
+        assert [f.result().status_code for f in held] == [200, 200]
+    assert client.get("/ask", params={"q": "again"}).status_code == 200  # room once they end
+    assert sorted(inside[:2]) == ["0", "1"] and inside[2:] == ["again"]

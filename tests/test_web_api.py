@@ -246,6 +246,7 @@ def test_healthz(client, engine):
     assert manifest["model"] == engine.index.manifest["model"]
     assert manifest["chunks"] == engine.index.manifest["chunks"] > 0
     assert manifest["created_at"] and manifest["articles"] == 15
+    assert health["generation"] == engine.index.manifest["generation"]
 
 
 def test_question_page_answers_without_javascript(client):

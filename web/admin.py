@@ -46,6 +46,10 @@ UPLOAD_BODY = {
 }
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No admin token, or a wrong one."},
+    507: {
+        "description": "The index could not be written (the disk is full or not writable):"
+        " nothing was changed, and the index before answers."
+    },
     **BUSY,
 }
 

@@ -14,6 +14,7 @@ from rag.errors import (
     MilvusError,
     QuestionError,
     RagError,
+    StorageError,
 )
 from web.limits import MAX_BODY_BYTES
 
@@ -25,6 +26,8 @@ STATUSES: dict[type[RagError], tuple[int, dict[str, str] | None]] = {
     CollectionError: (409, None),
     IndexBusyError: (503, {"Retry-After": "30"}),
     MilvusError: (503, {"Retry-After": "5"}),
+    # The disk is full or not writable: the change is undone, the index before it answers.
+    StorageError: (507, None),
 }
 BUSY: dict[int | str, dict[str, Any]] = {
     503: {

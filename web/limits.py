@@ -1,8 +1,10 @@
-"""A request body size limit, enforced before the body is read whole."""
+"""Limits: a request body's size, enforced before it is read whole; the questions waiting."""
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
@@ -37,10 +39,10 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await self._refuse(send, 400, "The Content-Length header is not a number.")
+                await _refuse(send, 400, "The Content-Length header is not a number.")
                 return
             if int(declared) > limit:
-                await self._refuse(send, 413, refusal)
+                await _refuse(send, 413, refusal)
                 return
         received = 0
         started = False
@@ -63,7 +65,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send, 413, refusal)
+                await _refuse(send, 413, refusal)
 
     def _too_large(self) -> str:
         return (
@@ -75,18 +77,59 @@ class BodyLimit:
     def _upload_too_large(limit: int) -> str:
         return f"The upload is over {limit // 2**20} MB. Split it into smaller files."
 
-    @staticmethod
-    async def _refuse(send, status: int, message: str) -> None:
-        body = json.dumps({"detail": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def _refuse(send, status: int, message: str, headers=()) -> None:
+    body = json.dumps({"detail": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class QuestionQueue:
+    """ASGI middleware: at most `limit` questions in the server at once, being answered or
+    waiting for a core. Past it a question gets 503 at once, with `Retry-After` set to how
+    long the answered ones take, so that the accepted keep their latency under a crowd."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.inside = 0
+        # Seconds an accepted question has taken lately (a moving average).
+        self.seconds = 1.0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not _asks(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.inside >= self.limit:
+            wait = max(1, math.ceil(self.seconds))
+            message = (
+                f"The server is busy: {self.inside} questions are being answered or waiting."
+                f" Try again in {wait} s."
+            )
+            await _refuse(send, 503, message, [(b"retry-after", str(wait).encode())])
+            return
+        self.inside += 1
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The event loop runs this middleware: the count needs no lock.
+            self.inside -= 1
+            self.seconds = 0.9 * self.seconds + 0.1 * (time.monotonic() - started)
+
+
+def _asks(scope) -> bool:
+    # A question: the API's, or the question page's `/?q=...`.
+    path = scope.get("path", "")
+    return path == "/ask" or (path == "/" and b"q=" in scope.get("query_string", b""))

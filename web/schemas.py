@@ -18,6 +18,7 @@ from rag.answer.question import MAX_QUESTION_CHARS, MAX_TOP_K
 from rag.build.duplicates import Duplicate
 from rag.build.updates import Update
 from rag.feedback import MAX_NOTE_CHARS, MAX_SHOWN, SENTENCE_ID, Feedback, Quote, text_problem
+from rag.index.disk import LastUpdate
 from rag.listing import DEFAULT_LIMIT, MAX_LIMIT, ArticleFilter, ArticlePage
 from rag.serialize import (
     ANSWER_KEYS,
@@ -189,15 +190,6 @@ class ManifestOut(BaseModel):
     chunks: int
     sentences: int
     created_at: str = Field(description="When the index was built (UTC, ISO 8601).")
-
-
-class HealthOut(BaseModel):
-    """Whether the index is loaded and questions can be asked."""
-
-    ready: bool
-    status: Literal["loading", "ready", "failed"]
-    error: str | None = None
-    manifest: ManifestOut | None = None
 
 
 # Response models derived from the core's dataclasses: each field's type comes from the
@@ -400,6 +392,30 @@ UpdateOut = derived(
     rest=False,
     describe={"skipped": "What could not be read, and why."},
 )
+LastUpdateOut = derived(
+    "LastUpdateOut",
+    LastUpdate,
+    "What the last change to the index did (here or in another process).",
+    describe={
+        "ok": "Whether it was done; when not, the index before it still answers.",
+        "action": "What it was to do.",
+        "at": "When it ended (UTC, ISO 8601).",
+        "message": "Why it failed, and what to do; `done` when it was done.",
+        "generation": "The generation it made.",
+    },
+)
+
+
+class HealthOut(BaseModel):
+    """Whether the index is loaded and questions can be asked, which generation answers, and
+    what the last change to it did."""
+
+    ready: bool
+    status: Literal["loading", "ready", "failed"]
+    error: str | None = None
+    manifest: ManifestOut | None = None
+    generation: str | None = Field(None, description="The index generation that answers.")
+    last_update: LastUpdateOut | None = None  # type: ignore[valid-type]
 
 
 def article_url(article_id: str, start: int | None = None, end: int | None = None) -> str:

@@ -13,8 +13,10 @@ from typing import Any
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.examples import example_questions
+from rag.index.disk import last_update
 from rag.index.store import CURRENT, Index, load_index
 from rag.index.tables import bylines
+from rag.serialize import plain
 from rag.service import open_engine
 from rag.settings import Settings
 from rag.types import Answer, Article
@@ -208,14 +210,17 @@ class AppState:
         return self.view.examples if self.view else ()
 
     def health(self) -> HealthOut:
-        """Whether questions can be asked, with the index's manifest once it is loaded.
+        """Whether questions can be asked, with the index's manifest and generation once it is
+        loaded, and the outcome of the last change to it (by this server or another process).
 
         Returns:
             The health, as `/healthz` gives it.
         """
+        update = last_update(self.settings.index_path)
+        last = plain(update) if update else None
         if self.view is None:
             status = "failed" if self.error else "loading"
-            return HealthOut(ready=False, status=status, error=self.error)
+            return HealthOut(ready=False, status=status, error=self.error, last_update=last)
         index = self.view.engine.index
         m = index.manifest
         manifest = ManifestOut(
@@ -225,7 +230,13 @@ class AppState:
             sentences=m.get("sentences", 0),
             created_at=m.get("created_at", ""),
         )
-        return HealthOut(ready=True, status="ready", manifest=manifest)
+        return HealthOut(
+            ready=True,
+            status="ready",
+            manifest=manifest,
+            generation=self.view.generation,
+            last_update=last,
+        )
 
     def not_ready(self) -> str:
         """Why questions cannot be asked yet.

@@ -9,20 +9,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag.build.changes import Changes, apply_changes, read_changes, write_changes
+from rag.build.changes import Changes, apply_changes
+from rag.build.commit import changing, commit, recorded, sweep_if_free
 from rag.build.duplicates import Duplicate
-from rag.build.indexing import (
-    EmbeddingCache,
-    build_index,
-    build_lock,
-    index_from_snapshot,
-    stale_reasons,
-)
+from rag.build.indexing import EmbeddingCache, build_index, index_from_snapshot, stale_reasons
 from rag.build.pipeline import build_snapshot
-from rag.errors import CollectionError, IndexMissingError, IndexProblemError, IndexStaleError
-from rag.index.store import Index, Progress, load_index, read_manifest, save_index, saved_articles
+from rag.errors import (
+    CollectionError,
+    IndexMissingError,
+    IndexProblemError,
+    IndexStaleError,
+    StorageError,
+)
+from rag.index.store import Index, Progress, load_index, read_manifest, saved_articles
 from rag.ingest.articles import Collection
-from rag.ingest.files import load_collection
 from rag.settings import Settings
 from rag.types import Article
 
@@ -50,6 +50,8 @@ class Update:
     left_out: tuple[str, ...] = ()
     # The snapshot the index was made from (see `index_in_batch`), if any.
     snapshot: Path | None = None
+    # Why the index could not be brought up to date, when the previous one answers instead.
+    failed: str | None = None
 
 
 def current_collection(settings: Settings) -> Collection:
@@ -58,12 +60,12 @@ def current_collection(settings: Settings) -> Collection:
 
 
 def _current(settings: Settings) -> tuple[Collection, Changes]:
-    changes = read_changes(settings.index_path)
-    return apply_changes(load_collection(settings.collection), changes), changes
+    base, changes = recorded(settings)
+    return apply_changes(base, changes), changes
 
 
 def open_index(
-    settings: Settings, encoder, *, progress: Progress | None = None
+    settings: Settings, encoder, *, progress: Progress | None = None, fallback: bool = False
 ) -> tuple[Index, Update]:
     """Load the index of the settings' collection, building it when missing or out of date.
 
@@ -74,6 +76,9 @@ def open_index(
             (`auto`: rebuild when needed; `never`: raise instead; `always`: rebuild).
         encoder: The embedding model.
         progress: Called as texts are embedded (see `rag.index.store.build_index`).
+        fallback: When a needed build cannot be written (`StorageError`), load the index
+            saved before instead, its `Update.failed` saying why (for answering: answers
+            never wait on a rebuild's success).
 
     Returns:
         (the index, what was done: `built` is false when the saved index was current).
@@ -82,30 +87,43 @@ def open_index(
         IndexMissingError, IndexStaleError: With `rebuild="never"`, when a build is needed.
         IndexCorruptError: A saved file is damaged; the message names it and the fix.
         CollectionError: The collection cannot be read.
+        StorageError: A needed build cannot be written (without `fallback`, or with no
+            index saved before).
     """
     started = time.perf_counter()
     directory = settings.index_path
+    sweep_if_free(directory)
     collection, changes = _current(settings)
     if settings.rebuild != "always" and not _reasons_to_build(settings, collection, encoder.name):
         return _loaded(directory, collection, changes, started)
-    with build_lock(directory):
-        # Another process may have built it, or changed it, while this one waited.
-        collection, changes = _current(settings)
-        reasons = ["a rebuild was asked for"]
-        if settings.rebuild != "always":
-            reasons = _reasons_to_build(settings, collection, encoder.name)
-            if not reasons:
-                return _loaded(directory, collection, changes, started)
-        return _build(
-            settings,
-            encoder,
-            collection,
-            reasons=reasons,
-            reuse=settings.rebuild != "always",
-            progress=progress,
-            started=started,
-            left_out=changes.removed,
+    try:
+        with changing(directory, "build the index"):
+            # Another process may have built it, or changed it, while this one waited.
+            collection, changes = _current(settings)
+            reasons = ["a rebuild was asked for"]
+            if settings.rebuild != "always":
+                reasons = _reasons_to_build(settings, collection, encoder.name)
+                if not reasons:
+                    return _loaded(directory, collection, changes, started)
+            return _build(
+                settings,
+                encoder,
+                collection,
+                changes,
+                reasons=reasons,
+                reuse=settings.rebuild != "always",
+                progress=progress,
+                started=started,
+            )
+    except StorageError as e:
+        previous = _previous(directory) if fallback else None
+        if previous is None:
+            raise
+        log.warning(
+            "%s Answering from the index saved before, %s.", e, previous.manifest["generation"]
         )
+        _, update = _loaded(directory, collection, changes, started, index=previous)
+        return previous, replace(update, failed=str(e))
 
 
 def index_in_batch(
@@ -136,7 +154,7 @@ def index_in_batch(
     """
     started = time.perf_counter()
     directory = settings.index_path
-    with build_lock(directory):
+    with changing(directory, "build the index"):
         collection, changes = _current(settings)
         target = snapshot or directory / "snapshot"
         made = snapshot is None or ray is not None
@@ -162,7 +180,7 @@ def index_in_batch(
 
             load_snapshot(milvus, target)
         before = saved_articles(directory)
-        save_index(index, directory)
+        commit(index, directory, changes, "build the index")
         update = _summary(
             index,
             collection,
@@ -209,9 +227,9 @@ def add_articles(
             )
         seen[article.id] = article
     directory = settings.index_path
-    with build_lock(directory):
-        changes = read_changes(directory)
-        base = load_collection(settings.collection)
+    action = f"add {len(articles)} articles"
+    with changing(directory, action):
+        base, changes = recorded(settings)
         before = apply_changes(base, changes)
         new_urls = {a.url for a in articles if a.url}
         kept = [
@@ -220,18 +238,18 @@ def add_articles(
             if a.id not in seen and not (a.url and a.url in new_urls and _from_address(a))
         ]
         changes = Changes((*kept, *articles), tuple(i for i in changes.removed if i not in seen))
-        write_changes(directory, changes)
         return _build(
             settings,
             encoder,
             apply_changes(base, changes),
+            changes,
             reasons=[f"{len(articles)} articles added"],
             reuse=True,
             progress=progress,
             started=started,
             skipped=skipped,
             before=before,
-            left_out=changes.removed,
+            action=action,
         )
 
 
@@ -254,9 +272,9 @@ def remove_articles(
     """
     started = time.perf_counter()
     directory = settings.index_path
-    with build_lock(directory):
-        changes = read_changes(directory)
-        base = load_collection(settings.collection)
+    action = f"remove {len(ids)} articles"
+    with changing(directory, action):
+        base, changes = recorded(settings)
         before = apply_changes(base, changes)
         present = {a.id for a in before.articles}
         unknown = [i for i in ids if i not in present]
@@ -272,7 +290,6 @@ def remove_articles(
             tuple(a for a in changes.added if a.id not in ids),
             (*changes.removed, *(i for i in dict.fromkeys(ids) if i in in_files)),
         )
-        write_changes(directory, changes)
         collection = apply_changes(base, changes)
         if not collection.articles:
             raise CollectionError(
@@ -282,12 +299,13 @@ def remove_articles(
             settings,
             encoder,
             collection,
+            changes,
             reasons=[f"{len(ids)} articles removed"],
             reuse=True,
             progress=progress,
             started=started,
             before=before,
-            left_out=changes.removed,
+            action=action,
         )
 
 
@@ -298,9 +316,13 @@ def _from_address(article: Article) -> bool:
 
 
 def _loaded(
-    directory: Path, collection: Collection, changes: Changes, started: float
+    directory: Path,
+    collection: Collection,
+    changes: Changes,
+    started: float,
+    index: Index | None = None,
 ) -> tuple[Index, Update]:
-    index = load_index(directory)
+    index = index or load_index(directory)
     return index, Update(
         directory=directory,
         built=False,
@@ -325,6 +347,7 @@ def _build(
     settings: Settings,
     encoder,
     collection: Collection,
+    changes: Changes,
     *,
     reasons: Sequence[str],
     reuse: bool,
@@ -332,10 +355,10 @@ def _build(
     started: float,
     skipped: Sequence[str] = (),
     before: Collection | None = None,
-    left_out: tuple[str, ...] = (),
+    action: str = "build the index",
 ) -> tuple[Index, Update]:
-    # Build and save under the caller's lock, and say what changed from the collection
-    # before (by default, the articles of the index replaced).
+    # Build, and commit with its changes under the caller's lock; say what changed from the
+    # collection before (by default, the articles of the index replaced).
     directory = settings.index_path
     log.info("building the index in %s (%s)", directory, "; ".join(reasons))
     previous = _previous(directory)
@@ -348,7 +371,7 @@ def _build(
     ):
         cache = EmbeddingCache.from_index(previous, settings=settings.chunking)
     index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
-    save_index(index, directory)
+    commit(index, directory, changes, action)
     if before is not None:
         before_articles = {a.id: a for a in before.articles}
     else:
@@ -359,7 +382,7 @@ def _build(
         directory=directory,
         before=before_articles,
         skipped=skipped,
-        left_out=left_out,
+        left_out=changes.removed,
         started=started,
     )
 

@@ -50,7 +50,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import serve
 
     settings = settings_from_args(args)
-    serve(settings, host=args.host, port=args.port, questions=_questions(args, settings))
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        questions=_questions(args, settings),
+        **({"max_questions": args.max_questions} if args.max_questions else {}),
+    )
     return 0
 
 
@@ -272,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (default: the shipped collection)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--max-questions",
+        type=_whole(1, 10_000),
+        metavar="N",
+        help="questions in the server at once, answered or waiting; more get 503 with"
+        " Retry-After (default: 3 per core)",
+    )
     p.add_argument(
         "--questions",
         metavar="FILE",

@@ -59,6 +59,11 @@ class Lexicon:
         # Cached per lexicon: a class-level cache would keep replaced indexes alive.
         self.resolve = functools.lru_cache(maxsize=4096)(self._resolve)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the score matrix."""
+        return sum(np.asarray(a).nbytes for a in (self._data, self._indices, self._indptr))
+
     def save(self, directory: Path) -> None:
         """Write the lexicon into a folder (the files in `FILES`)."""
         np.save(directory / DATA, np.asarray(self._data))

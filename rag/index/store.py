@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from embeddings.files import sha256_file
 from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from rag.index.disk import CURRENT, storage_error
 from rag.index.lexicon import FILES as LEXICON_FILES
 from rag.index.lexicon import Lexicon
 from rag.index.tables import (
@@ -36,7 +38,6 @@ from rag.text import STOPWORDS
 from rag.types import Article, Chunk, Section
 
 FORMAT_VERSION = 5
-CURRENT = "CURRENT"
 # The chunk vectors' faiss index, and the float16 rows an approximate one re-ranks with.
 CHUNK_INDEX_FILE, CHUNK_MATRIX_FILE = vector_files("chunks")
 FILES = (
@@ -119,21 +120,50 @@ def content_tokens(pieces: list[str], vectors: np.ndarray) -> np.ndarray:
     return vectors[keep] if keep else vectors
 
 
-def save_index(index: Index, directory: Path) -> Path:
+def save_index(index: Index, directory: Path, records: Mapping[str, bytes] | None = None) -> Path:
     """Write the index atomically: a new generation folder, then a one-file switch to it.
 
-    A crash at any point leaves the previous generation in use.
+    A crash at any point leaves the previous generation in use; a write that fails removes
+    its partial generation at once.
 
     Args:
         index: The index to save.
         directory: The index directory; created if missing.
+        records: Files to keep in the generation beside the index (by name), committed with
+            it by the same switch, their sizes and SHA-256 in the manifest's `records`.
 
     Returns:
         The folder of the new generation.
+
+    Raises:
+        StorageError: The disk is full, or the directory read-only or not writable.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     generation = directory / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    generation.mkdir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        generation.mkdir()
+        _write_generation(index, generation, records or {})
+        pointer = directory / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+        pointer.write_text(generation.name + "\n", encoding="utf-8")
+        os.replace(pointer, directory / CURRENT)
+    except BaseException as e:
+        shutil.rmtree(generation, ignore_errors=True)
+        for pointer in directory.glob(f".{CURRENT}.*"):
+            with contextlib.suppress(OSError):
+                pointer.unlink(missing_ok=True)
+        error = storage_error(e, directory, _size(index)) if isinstance(e, OSError) else None
+        if error is None:
+            raise
+        log.info("removed the partial generation %s: %s", generation.name, e)
+        raise error from e
+    index.manifest = {**index.manifest, "generation": generation.name}
+    for old in directory.glob("gen-*"):
+        if old.name != generation.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return generation
+
+
+def _write_generation(index: Index, generation: Path, records: Mapping[str, bytes]) -> None:
     write_articles(index.articles, generation / ARTICLES_FILE)
     np.save(generation / CHUNKS_FILE, index.chunks.spans)
     np.save(generation / SENTENCES_FILE, index.sentences.spans)
@@ -145,30 +175,37 @@ def save_index(index: Index, directory: Path) -> Path:
     if index.has_pieces:
         np.save(generation / "tokens.npy", index.token_vectors)
         np.save(generation / "token_offsets.npy", index.token_offsets)
+    for name, data in records.items():
+        (generation / name).write_bytes(data)
     manifest = {
         **index.manifest,
         "pieces": index.has_pieces,
         "vectors": "exact" if index.chunk_vectors.exact else "ivf-sq8",
     }
-    manifest["files"] = {
-        name: {
-            "bytes": (generation / name).stat().st_size,
-            "sha256": sha256_file(generation / name),
-        }
-        for name in _files(manifest)
-    }
+    manifest["files"] = {name: _checksum(generation / name) for name in _files(manifest)}
+    manifest["records"] = {name: _checksum(generation / name) for name in records}
     (generation / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     for path in generation.iterdir():
         with path.open("rb") as f:
             os.fsync(f.fileno())
-    pointer = directory / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
-    pointer.write_text(generation.name + "\n", encoding="utf-8")
-    os.replace(pointer, directory / CURRENT)
-    index.manifest = {**manifest, "generation": generation.name}
-    for old in directory.glob("gen-*"):
-        if old.name != generation.name:
-            shutil.rmtree(old, ignore_errors=True)
-    return generation
+    index.manifest = manifest
+
+
+def _checksum(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _size(index: Index) -> int | None:
+    # About how many bytes a generation of this index takes: its arrays, vectors and text.
+    try:
+        arrays = (index.chunks.spans, index.sentences.spans, index.token_vectors)
+        size = sum(a.nbytes for a in (*arrays, index.token_offsets) if a is not None)
+        size += len(index.sentences) * index.manifest["dimension"] * 2
+        size += len(index.chunks) * index.manifest["dimension"] * 4
+        size += sum(len(a.text) + len(a.title) for a in index.articles.values())
+        return size + index.lexicon.nbytes
+    except (AttributeError, KeyError, TypeError, OSError):
+        return None
 
 
 def _files(manifest: dict[str, Any]) -> tuple[str, ...]:
