@@ -63,6 +63,7 @@ class Example:
     scored: list[Scored]
     labels: list[int]
     removed: bool = False  # unanswerable because its answer sentences were taken out
+    weight: float = 1.0  # of each of its rows in every fit (see `--balance-news`)
     first: np.ndarray | None = None
     read: list[int] | None = None
     readings: list | None = None
@@ -74,7 +75,13 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
     return any(g and g in folded for g in (normalize_text(a) for a in answers))
 
 
-def _fit(rows: list[dict], labels: list[int], features: Sequence[str], **kwargs) -> Logistic:
+def _fit(
+    rows: list[dict],
+    labels: list[int],
+    features: Sequence[str],
+    weights: Sequence[float] | None = None,
+    **kwargs,
+) -> Logistic:
     from sklearn.linear_model import LogisticRegression
 
     matrix = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
@@ -82,7 +89,7 @@ def _fit(rows: list[dict], labels: list[int], features: Sequence[str], **kwargs)
     scale = matrix.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=1.0, max_iter=2000, **kwargs)
-    model.fit((matrix - mean) / scale, labels)
+    model.fit((matrix - mean) / scale, labels, sample_weight=weights)
     return Logistic(
         tuple(features),
         tuple(float(x) for x in mean),
@@ -204,13 +211,14 @@ def cross_validated(examples: list[Example], candidates: int) -> list[np.ndarray
     folds = _folds(examples)
     out: list[np.ndarray] = [np.zeros(0)] * len(examples)
     for fold in range(FOLDS):
-        rows, labels = [], []
+        rows, labels, weights = [], [], []
         for ex, f in zip(examples, folds, strict=True):
             if f != fold:
                 r, y, _ = second_rows(ex, candidates)
                 rows += r
                 labels += y
-        model = _fit(rows, labels, CHEAP_FEATURES + READER_FEATURES)
+                weights += [ex.weight] * len(y)
+        model = _fit(rows, labels, CHEAP_FEATURES + READER_FEATURES, weights)
         for n, (ex, f) in enumerate(zip(examples, folds, strict=True)):
             if f == fold:
                 out[n] = model.probabilities(second_rows(ex, candidates)[0])
@@ -337,12 +345,22 @@ def fit_refusal(
     predicted = np.ones(len(examples))
     for fold in range(FOLDS):
         train = [i for i, f in enumerate(folds) if f != fold and rows[i]]
-        model = _fit([rows[i] for i in train], [labels[i] for i in train], features)
+        model = _fit(
+            [rows[i] for i in train],
+            [labels[i] for i in train],
+            features,
+            [examples[i].weight for i in train],
+        )
         test = [i for i, f in enumerate(folds) if f == fold and rows[i]]
         predicted[test] = model.probabilities([rows[i] for i in test])
     threshold = threshold_for([p for p, y in zip(predicted, labels, strict=True) if y])
     kept = [i for i, r in enumerate(rows) if r]
-    model = _fit([rows[i] for i in kept], [labels[i] for i in kept], features)
+    model = _fit(
+        [rows[i] for i in kept],
+        [labels[i] for i in kept],
+        features,
+        [examples[i].weight for i in kept],
+    )
     return model, threshold, [bool(p < threshold) for p in predicted]
 
 
@@ -357,7 +375,8 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
     """Make every choice on cross-validated predictions, then fit on all held-out questions."""
     rows = [s.features() for ex in examples for s in ex.scored]
     labels = [y for ex in examples for y in ex.labels]
-    first = _fit(rows, labels, CHEAP_FEATURES)
+    weights = [ex.weight for ex in examples for _ in ex.labels]
+    first = _fit(rows, labels, CHEAP_FEATURES, weights)
     read_candidates(examples, first)
     answerable = [ex for ex in examples if ex.answers]
     recall = {
@@ -453,12 +472,13 @@ def fit(examples: list[Example]) -> tuple[Selector, dict[str, Any]]:
             examples, ranked, None, threshold=threshold, **kwargs
         )
     print("  chosen, by source:", json.dumps(report["cross_validated_by_source"]), flush=True)
-    second_all, labels_all = [], []
+    second_all, labels_all, weights_all = [], [], []
     for ex in examples:
         r, y, _ = second_rows(ex, best_n)
         second_all += r
         labels_all += y
-    second = _fit(second_all, labels_all, CHEAP_FEATURES + READER_FEATURES)
+        weights_all += [ex.weight] * len(y)
+    second = _fit(second_all, labels_all, CHEAP_FEATURES + READER_FEATURES, weights_all)
     selector = Selector(
         first,
         second,
@@ -499,6 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also fit on every EVERY-th week of the realtimeqa-news train split, each week's"
         " questions asked of its pooled articles (indexed once under $RAG_NEWS_INDEX; 0: none)",
     )
+    parser.add_argument(
+        "--balance-news",
+        action="store_true",
+        help="weigh the news questions' rows so that news and SQuAD weigh the same in each fit",
+    )
     args = parser.parse_args(argv)
     _, held = split_articles(read_squad(SQUAD_TRAIN), read_squad(SQUAD_DEV))
     articles, qas = convert({"data": held})
@@ -538,7 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             examples += found
         if args.news:
-            examples += news_examples(args.news, reader, encoder)
+            news = news_examples(args.news, reader, encoder)
+            if args.balance_news and news:
+                weight = len(examples) / len(news)
+                news = [replace(ex, weight=weight) for ex in news]
+            examples += news
         selector, report = fit(examples)
     about = {
         "fitted_on": "squad2/dev-half-v2.0.json, last 6 articles (never seen by the reader),"
@@ -549,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unanswerable": sum(not ex.answers for ex in examples),
         "answers_removed": sum(ex.removed for ex in examples),
         "news_questions": sum(ex.group.startswith("news ") for ex in examples),
+        "news_balanced": args.balance_news,
         "false_refusals_aimed_at": FALSE_REFUSALS,
         **report,
     }
