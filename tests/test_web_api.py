@@ -430,3 +430,36 @@ def test_a_missing_or_unknown_field_is_named_with_what_to_do(client):
     messages = {e["loc"][-1]: e["msg"] for e in response.json()["detail"]}
     assert messages["question"] == "'question' is required; add it to the request (see /docs)"
     assert messages["q"] == "'q' is not a field of this request; see /docs for the fields"
+
+
+@pytest.mark.parametrize("answered_at", [0.0, 1.0])
+def test_an_answer_tells_its_band_in_words(settings, engine, answered_at):
+    from dataclasses import replace
+
+    from rag.answer.bands import WORDING
+
+    # The same answer, told as sure (edge 0) or as probable (edge 1: nothing is that sure).
+    selector = replace(engine.selector, answered_at=answered_at)
+    told = Engine(engine.index, engine.encoder, reader=engine.reader, selector=selector)
+    with TestClient(create_app(settings, engine=told)) as client:
+        answer = client.post("/ask", json={"question": HASHIMI}).json()
+        page = html.unescape(client.get("/", params={"q": HASHIMI}, headers=HTML).text)
+    band = "answered" if answered_at == 0.0 else "probably"
+    assert answer["answered"] and answer["band"] == band
+    assert (WORDING["probably"] in page) == (band == "probably")
+    assert f"band-{band}" in page
+
+
+def test_a_refusal_is_told_as_not_sure_with_the_closest_passages(settings, engine):
+    from dataclasses import replace
+
+    from rag.answer.bands import WORDING
+
+    # A refusal step that lets nothing through.
+    selector = replace(engine.selector, threshold=1.01, refusal_threshold=1.01)
+    told = Engine(engine.index, engine.encoder, reader=engine.reader, selector=selector)
+    with TestClient(create_app(settings, engine=told)) as client:
+        answer = client.post("/ask", json={"question": HASHIMI}).json()
+        page = html.unescape(client.get("/", params={"q": HASHIMI}, headers=HTML).text)
+    assert not answer["answered"] and answer["band"] == "not sure" and answer["passages"]
+    assert "Not sure" in page and WORDING["not sure"] in page and "Closest passages" in page
