@@ -13,7 +13,7 @@ from rag.engine import Engine
 from rag.settings import Settings
 from tests.conftest import FakeEncoder
 from tests.test_updates import BASE, _articles, _record
-from web.schemas import AskOptions
+from web.requests import AskOptions
 from web.state import AppState
 
 

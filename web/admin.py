@@ -19,7 +19,8 @@ from rag.ingest.files import MAX_FILE_BYTES, SUFFIXES, read_data
 from rag.types import Article
 from web.deps import current_state, ready_view
 from web.errors import BUSY, UNREADABLE_BODY
-from web.schemas import ArticleIn, UpdateOut, update_out
+from web.requests import ArticleIn
+from web.schemas import UpdateOut, update_out
 from web.state import AppState
 
 ADMIN_ENV = "RAG_ADMIN_TOKEN"

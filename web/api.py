@@ -12,13 +12,11 @@ from rag.types import Article
 from web import pages
 from web.deps import Ready, State
 from web.errors import BODY, BUSY
+from web.requests import ArticlesQuery, AskQuery, AskRequest
 from web.schemas import (
     AnswerOut,
     ArticleOut,
     ArticlePageOut,
-    ArticlesQuery,
-    AskQuery,
-    AskRequest,
     HealthOut,
     answer_out,
     article_out,

@@ -17,7 +17,8 @@ from rag.feedback import FEEDBACK_FILE, Feedback, append_feedback, make_feedback
 from web import pages
 from web.deps import Ready, current_state
 from web.errors import BODY, BUSY
-from web.schemas import FeedbackIn, FeedbackOut, feedback_out
+from web.requests import FeedbackIn
+from web.schemas import FeedbackOut, feedback_out
 from web.state import View
 
 # A reader gives a verdict or two a minute; a script giving more is refused, not stored.

@@ -23,7 +23,8 @@ from rag.listing import ArticlePage, newest
 from rag.types import Article
 from web.deps import State
 from web.errors import error_message, http_error
-from web.schemas import AskQuery, answer_out, article_out, article_url
+from web.requests import AskQuery
+from web.schemas import answer_out, article_out, article_url
 from web.state import AppState, View
 
 HERE = Path(__file__).parent

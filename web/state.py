@@ -20,7 +20,8 @@ from rag.serialize import plain
 from rag.service import open_engine
 from rag.settings import Settings
 from rag.types import Answer, Article
-from web.schemas import AskOptions, HealthOut, ManifestOut
+from web.requests import AskOptions
+from web.schemas import HealthOut, ManifestOut
 
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 1.0
