@@ -210,6 +210,13 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     print(format_table(runs))
     print("per kind (" + main_run["label"] + "):")
     print(format_kinds(main_run))
+    bands = main_run["metrics"]["per_band"]
+    if bands:
+        print("confidence bands (" + main_run["label"] + "): stated confidence, share that held")
+        for band, m in bands.items():
+            print(
+                f"  {band:<10} {m['questions']:>4} questions  {m['stated']:.2f}  {m['right']:.2f}"
+            )
     if len(runs) > 1:
         best = max(
             runs, key=lambda r: (r["metrics"]["answer_hit@1"] or 0, r["metrics"]["hit@5"] or 0)
