@@ -118,6 +118,10 @@ def test_questions_past_the_bound_get_503_at_once_and_the_others_pass():
         assert time.monotonic() - started < 1  # at once, not after the others
         assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
         assert "busy" in refused.json()["detail"]
+        # The question page gets a page a person can read, saying when to try again.
+        page = client.get("/", params={"q": "fourth"})
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert "<h1>Busy</h1>" in page.text and "Try again in" in page.text
         assert client.get("/articles").status_code == 200  # not a question: not bounded
         release.set()
         assert [f.result().status_code for f in held] == [200, 200]

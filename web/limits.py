@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -78,14 +79,19 @@ class BodyLimit:
         return f"The upload is over {limit // 2**20} MB. Split it into smaller files."
 
 
-async def _refuse(send, status: int, message: str, headers=()) -> None:
-    body = json.dumps({"detail": message}).encode()
+async def _refuse(send, status: int, message: str, headers=(), *, page: bool = False) -> None:
+    if page:  # the question page: a page a person can read, not JSON
+        body = BUSY_PAGE.format(message=html.escape(message)).encode()
+        kind = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"detail": message}).encode()
+        kind = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
                 *headers,
@@ -117,7 +123,8 @@ class QuestionQueue:
                 f"The server is busy: {self.inside} questions are being answered or waiting."
                 f" Try again in {wait} s."
             )
-            await _refuse(send, 503, message, [(b"retry-after", str(wait).encode())])
+            retry = [(b"retry-after", str(wait).encode())]
+            await _refuse(send, 503, message, retry, page=scope.get("path") == "/")
             return
         self.inside += 1
         started = time.monotonic()
@@ -127,6 +134,14 @@ class QuestionQueue:
             # The event loop runs this middleware: the count needs no lock.
             self.inside -= 1
             self.seconds = 0.9 * self.seconds + 0.1 * (time.monotonic() - started)
+
+
+BUSY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Busy</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>Busy</h1><p>{message}</p><p><a href="/">Back to the question page</a></p>
+</main></body></html>
+"""
 
 
 def _asks(scope) -> bool:
