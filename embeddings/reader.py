@@ -257,6 +257,18 @@ class Reader:
             self._tokenizer.encode_batch(list(zip(questions, seconds, strict=True)))
         )
 
+    def shortened(self, texts: Sequence[str], tokens: int) -> list[str]:
+        """Each text cut after its first `tokens` word pieces (whole texts when shorter)."""
+        if tokens <= 0:
+            return ["" for _ in texts]
+        cut = []
+        for text, encoding in zip(
+            texts, self._tokenizer.encode_batch(list(texts), add_special_tokens=False), strict=True
+        ):
+            offsets = encoding.offsets
+            cut.append(text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]])
+        return cut
+
     def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.backend == "onnx":
@@ -267,7 +279,12 @@ class Reader:
         return tuple(o.float().numpy() for o in outputs)
 
     def read(
-        self, question: str, sentences: Sequence[str], contexts: Sequence[str] | None = None
+        self,
+        question: str,
+        sentences: Sequence[str],
+        contexts: Sequence[str] | None = None,
+        *,
+        context_tokens: int | None = None,
     ) -> list[Reading]:
         """Read a question with each candidate sentence, in one batch.
 
@@ -275,6 +292,8 @@ class Reader:
             question: The question.
             sentences: Candidate sentences.
             contexts: The sentence before each candidate, or "" (default: none).
+            context_tokens: Read at most this many word pieces of each context, from its
+                start (None: as many as the model's window holds).
 
         Returns:
             One reading per sentence, in order. Text past the model's window is cut, the
@@ -282,6 +301,8 @@ class Reader:
         """
         if not sentences:
             return []
+        if contexts is not None and context_tokens is not None:
+            contexts = self.shortened(contexts, context_tokens)
         batch = self.tokenize([question] * len(sentences), sentences, contexts)
         relevance, start, end = self._forward(batch)
         probabilities = 1.0 / (1.0 + np.exp(-relevance.astype(np.float64)))

@@ -53,6 +53,22 @@ def test_over_long_input_is_cut_not_crashed(reader):
     assert reader.read("Anything?", []) == []
 
 
+def test_a_context_is_cut_after_its_first_word_pieces(reader):
+    before = "Hisham al-Hashimi, an adviser to the prime minister, lived in Baghdad."
+    cut = reader.shortened([before, "Short."], 4)
+    # "Hisham al-Hashimi" is four word pieces or more: the cut ends inside the name.
+    assert before.startswith(cut[0]) and 0 < len(cut[0]) < len("Hisham al-Hashimi,")
+    assert cut[1] == "Short."
+    assert reader.shortened([before], 0) == [""]
+    assert reader.shortened([before], 1000) == [before]
+    sentence = "Two gunmen on a motorcycle shot him outside his home."
+    full = reader.read("Who shot him?", [sentence], [before])[0]
+    none = reader.read("Who shot him?", [sentence], [before], context_tokens=0)[0]
+    alone = reader.read("Who shot him?", [sentence])[0]
+    assert none.probability == pytest.approx(alone.probability, abs=1e-6)
+    assert full.probability != pytest.approx(none.probability, abs=1e-6)
+
+
 def test_missing_weights_name_the_file_and_the_fix(copy):
     (copy / WEIGHTS_FILE).unlink()
     with pytest.raises(ReaderLoadError, match=r"reader\.safetensors is missing.*train_reader"):

@@ -62,7 +62,11 @@ def test_a_missing_or_damaged_selector_says_how_to_fix_it(tmp_path):
 class FakeReader:
     """Says a sentence answers when it holds the word 'gunmen'; marks that word."""
 
-    def read(self, question, sentences, contexts=None):
+    def __init__(self) -> None:
+        self.calls = []
+
+    def read(self, question, sentences, contexts=None, *, context_tokens=None):
+        self.calls.append((len(sentences), context_tokens))
         out = []
         for s in sentences:
             at = s.find("gunmen")
@@ -103,6 +107,26 @@ def test_the_reader_reorders_the_candidates_the_first_model_passes(fake_encoder)
     assert [s.number for s in rank_by_cosine(scored)] == [0, 1, 3]
 
 
+def test_a_sure_first_model_sends_fewer_sentences_to_the_reader(fake_encoder):
+    article = build_article(
+        title="Attack",
+        paragraphs=["The attack shocked Baghdad. Two gunmen shot him. He was 47."],
+        source="test",
+    )
+    index = build_index(Collection((article,), (), "x", ()), fake_encoder, ChunkSettings())
+    table, query = SentenceTable(index), analyse("Who shot him?", index.lexicon)
+    scored = [_scored(index, 1, 0.9), _scored(index, 0, 0.5), _scored(index, 2, 0.1)]
+    # The first model's probability of the best candidate is about 0.71 (dense 0.9).
+    for sure_at, read in ((0.7, 1), (0.72, 3)):
+        reader = FakeReader()
+        selector = replace(
+            _selector(candidates=3), sure_at=sure_at, sure_candidates=1, context_tokens=8
+        )
+        ranked = rank_with_reader(scored, query, reader, selector, index, table)
+        assert reader.calls == [(read, 8)] and len(ranked) == read
+        assert ranked[0].number == 1
+
+
 def test_analysed_question_carries_what_each_step_needs():
     lexicon = Lexicon(
         [
@@ -133,6 +157,14 @@ def test_selector_round_trips_through_json(tmp_path):
     loaded = load_selector(path)
     assert loaded.first == selector.first and loaded.second == selector.second
     assert np.isclose(loaded.threshold, 0.5)
+    assert (loaded.context_tokens, loaded.sure_at) == (None, selector.sure_at)
+    changed = replace(selector, context_tokens=24, sure_at=0.8, sure_candidates=1)
+    path.write_text(json.dumps(changed.to_json()), encoding="utf-8")
+    assert load_selector(path) == changed
+    # A selector written before these settings reads every candidate with its whole context.
+    old = {k: v for k, v in changed.to_json().items() if k not in ("context_tokens", "sure_at")}
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert load_selector(path).reads(0.99) == selector.candidates
 
 
 def test_question_features_are_what_the_refusal_model_reads(fake_encoder):

@@ -23,7 +23,8 @@ def rank_with_reader(
     """Rank the candidates by the learned selector, with the reader's reading of the best ones.
 
     The selector's first model ranks every candidate on its features; the reader reads the
-    best `selector.candidates` of them with the sentence before each; the second model gives
+    best `selector.candidates` of them (fewer when the first model is sure, see
+    `Selector.reads`) with the sentence before each; the second model gives
     each read sentence the probability that it answers. Only read sentences are returned.
 
     Args:
@@ -41,9 +42,11 @@ def rank_with_reader(
     if not scored:
         return []
     first = selector.first.probabilities([s.features() for s in scored])
-    order = np.argsort(-first, kind="stable")[: selector.candidates]
-    chosen = [scored[i] for i in order]
-    readings = read_sentences(chosen, query.text, reader, index, table)
+    order = np.argsort(-first, kind="stable")
+    chosen = [scored[i] for i in order[: selector.reads(float(first[order[0]]))]]
+    readings = read_sentences(
+        chosen, query.text, reader, index, table, context_tokens=selector.context_tokens
+    )
     rows = reader_rows(chosen, readings)
     return ranked_by(chosen, readings, selector.second.probabilities(rows), selector.spans)
 
@@ -59,14 +62,23 @@ def ranked_by(chosen: list[Scored], readings, probabilities, spans: str) -> list
     return ranked
 
 
-def read_sentences(chosen: list[Scored], question: str, reader, index: Index, table: SentenceTable):
-    """The reader's reading of each chosen sentence, with the sentence before it as context."""
+def read_sentences(
+    chosen: list[Scored],
+    question: str,
+    reader,
+    index: Index,
+    table: SentenceTable,
+    *,
+    context_tokens: int | None = None,
+):
+    """The reader's reading of each chosen sentence, with (the start of) the sentence before
+    it as context (see `embeddings.reader.Reader.read`)."""
     texts = [index.sentence_text(index.sentences[s.number]) for s in chosen]
     contexts = []
     for s in chosen:
         before = table.previous(s.number)
         contexts.append("" if before is None else index.sentence_text(index.sentences[before]))
-    return reader.read(question, texts, contexts)
+    return reader.read(question, texts, contexts, context_tokens=context_tokens)
 
 
 def reader_rows(chosen: list[Scored], readings) -> list[dict[str, float]]:

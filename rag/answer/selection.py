@@ -16,6 +16,8 @@ SELECTOR_FILE = Path(__file__).parents[1] / "data" / "selector.json"
 RETRAIN = "python -m eval.train_selector"
 # A selector that was never calibrated tells every answer as `probably`.
 ANSWERED_AT = 1.0
+# A first-model probability no candidate reaches: the reader always reads `candidates`.
+NEVER = 2.0
 # What retrieval and the sentence features know, before the reader reads anything.
 CHEAP_FEATURES = ("dense", "tokens", "lexical", "context", "typed", "prior", "short_kind")
 # The reader's say: its log-odds, its lead over the best other candidate, its span's confidence.
@@ -96,6 +98,11 @@ class Selector:
             `threshold` is not used.
         answered_at: From this probability of the best sentence up, an answer is told as
             `answered`, under it as `probably` (`rag.answer.bands`); set on news dev.
+        context_tokens: How many word pieces of the sentence before each candidate the reader
+            reads, from its start (None: as many as its window holds).
+        sure_at: From this first-model probability of the best candidate up, the reader reads
+            only `sure_candidates` sentences (above 1: always `candidates`).
+        sure_candidates: How many sentences are read when the first model is sure.
         rules: Whether the hand checks of `rag.answer.compose.compose` (a date for "when"...) still
             refuse on top of the threshold; kept only where held-out figures show they help.
     """
@@ -111,6 +118,13 @@ class Selector:
     refusal_threshold: float = 0.0
     about: Mapping = field(default_factory=dict)
     answered_at: float = ANSWERED_AT
+    context_tokens: int | None = None
+    sure_at: float = NEVER
+    sure_candidates: int = 2
+
+    def reads(self, best_first: float) -> int:
+        """How many candidates the reader reads, given the first model's best probability."""
+        return self.sure_candidates if best_first >= self.sure_at else self.candidates
 
     def to_json(self) -> dict:
         return {
@@ -124,6 +138,9 @@ class Selector:
             "refusal": self.refusal.to_json() if self.refusal else None,
             "refusal_threshold": self.refusal_threshold,
             "answered_at": self.answered_at,
+            "context_tokens": self.context_tokens,
+            "sure_at": self.sure_at,
+            "sure_candidates": self.sure_candidates,
             "about": dict(self.about),
         }
 
@@ -154,6 +171,9 @@ def load_selector(path: Path = SELECTOR_FILE) -> Selector:
             float(data.get("refusal_threshold", 0.0)),
             data.get("about", {}),
             float(data.get("answered_at", ANSWERED_AT)),
+            _optional_int(data.get("context_tokens")),
+            float(data.get("sure_at", NEVER)),
+            int(data.get("sure_candidates", 2)),
         )
     except FileNotFoundError as e:
         raise SelectorLoadError(
@@ -164,6 +184,10 @@ def load_selector(path: Path = SELECTOR_FILE) -> Selector:
             f"The answer selector {path} is damaged ({type(e).__name__}: {e}). Reinstall the"
             f" package, or fit it again with: {RETRAIN}"
         ) from e
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def log_odds(probability: float) -> float:
