@@ -11,6 +11,7 @@ pieces the reader read and its time, the shipped setting first. Nothing here is 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import time
@@ -86,11 +87,14 @@ def squad_sets(
         yield name, engine, questions
 
 
-def news_sets(every: int, encoder) -> Iterator[tuple[str, Engine, list[dict]]]:
-    """The news dev split's weeks (see `eval.news.week_engines`)."""
+def news_sets(
+    every: int, encoder, *, weeks: int | None = None
+) -> Iterator[tuple[str, Engine, list[dict]]]:
+    """The news dev split's weeks (see `eval.news.week_engines`), the first `weeks` only."""
     from eval.news import week_engines
 
-    for week, engine, qas in week_engines("dev", every=every, encoder=encoder):
+    found = week_engines("dev", every=every, encoder=encoder)
+    for week, engine, qas in itertools.islice(found, weeks):
         yield f"news {week}", engine, qas
 
 
@@ -144,14 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=4, help="news dev: every n-th week")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-news", action="store_true")
+    parser.add_argument("--no-squad", action="store_true")
+    parser.add_argument("--weeks", type=int, default=None, help="news: the first N weeks only")
     parser.add_argument(
         "--limit", type=int, default=None, help="sample N questions of each SQuAD set"
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    sets = list(squad_sets(args.work, None, limit=args.limit))
+    sets = [] if args.no_squad else list(squad_sets(args.work, None, limit=args.limit))
     if not args.no_news:
-        sets += list(news_sets(args.every, sets[0][1].encoder))
+        encoder = sets[0][1].encoder if sets else None
+        sets += list(news_sets(args.every, encoder, weeks=args.weeks))
     rows = run(sets)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
