@@ -137,7 +137,13 @@ def answer_figures(runtime: str, copies, encoder) -> dict[str, dict]:
     figures = {}
     for name, (settings, qas) in copies.items():
         engine = open_engine(Settings(**{**settings, "runtime": runtime}), encoder=encoder)
-        figures[name] = evaluate(engine, qas, "hybrid")["metrics"]
+        run = evaluate(engine, qas, "hybrid")
+        # Per question, for paired counts against float: (refused, answer hit@1 or None).
+        outcomes = {
+            q["id"]: (q["scores"]["refused"], q["scores"].get("answer_hit@1"))
+            for q in run["questions"]
+        }
+        figures[name] = {**run["metrics"], "outcomes": outcomes}
     return figures
 
 
@@ -252,6 +258,10 @@ def format_rows(rows: Sequence[dict]) -> str:
             cells.append(cell.rjust(18))
         lines.append(label.ljust(width) + "".join(cells))
     if "answers" in rows[0]:
+        for r in rows[1:]:
+            lines.append(
+                f"{r['runtime']} against float, question by question: {_paired(rows[0], r)}"
+            )
         counts = rows[0]["answers"]
         lines.append(
             "questions: "
@@ -261,6 +271,26 @@ def format_rows(rows: Sequence[dict]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _paired(base: dict, row: dict) -> str:
+    # Answerable questions whose first answer sentence became right or wrong, and
+    # unanswerable ones newly refused or newly answered.
+    gained = lost = refused = answered = 0
+    for copy, metrics in row["answers"].items():
+        before = base["answers"][copy]["outcomes"]
+        for qid, (was_refused, hit) in metrics["outcomes"].items():
+            old_refused, old_hit = before[qid]
+            if hit is not None:
+                gained += bool(hit) and not old_hit
+                lost += bool(old_hit) and not hit
+            else:
+                refused += was_refused and not old_refused
+                answered += old_refused and not was_refused
+    return (
+        f"answer hit@1 +{gained} -{lost} questions; unanswerable refused +{refused}"
+        f" -{answered} questions"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
