@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,6 +73,16 @@ def quantize(
     Raises:
         ValueError: An unknown method, or static without batches.
     """
+    # ONNX Runtime's quantizer logs every tensor it leaves in float to the root logger.
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(max(quiet, logging.ERROR))
+    try:
+        _quantize(source, target, method, batches)
+    finally:
+        logging.getLogger().setLevel(quiet)
+
+
+def _quantize(source: Path, target: Path, method: Method, batches) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     options = {"DefaultTensorType": _FLOAT}
