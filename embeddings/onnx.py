@@ -19,6 +19,14 @@ import numpy as np
 from embeddings.encoder import PROGRESS_MIN_TEXTS
 from embeddings.errors import ExportError
 from embeddings.files import DEFAULT_MODEL, model_path, sha256_file
+from embeddings.quantize import (
+    Method,
+    batched,
+    calibration_digest,
+    calibration_set,
+    quantize,
+    quantized_name,
+)
 from embeddings.reader import CONFIG_FILE, READER_DIR, Reader
 from embeddings.sessions import open_session, run_session
 from embeddings.tokens import batch_arrays, load_tokenizer
@@ -34,6 +42,9 @@ EXPORT_FORMAT = 2
 # The exported models must give the same numbers as the torch ones, to this tolerance.
 TOLERANCE = 1e-4
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# The runtimes that run int8 copies of the export, and how each copy is made.
+QUANTIZED: dict[str, Method] = {"onnx-int8": "dynamic", "onnx-int8-static": "static"}
+_EXPORT_AGAIN = "it is exported again from the torch weights."
 
 
 def models_dir() -> Path:
@@ -199,21 +210,20 @@ def _digest(path: Path) -> str:
     return _digest_of(path, stat.st_size, stat.st_mtime_ns)
 
 
-def _checked(directory: Path, name: str, *, model: str, reader_dir: Path) -> Path:
+def _checked(
+    directory: Path, name: str, *, model: str, reader_dir: Path, fix: str = _EXPORT_AGAIN
+) -> Path:
     manifest_path = directory / MANIFEST_FILE
     path = directory / name
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         expected = manifest["files"][name]["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ExportError(f"No usable ONNX export in {directory} ({e}).") from e
+        raise ExportError(f"No usable ONNX export of {path} in {directory} ({e}).") from e
     if manifest.get("source") != _source(model, reader_dir):
         raise ExportError(f"The ONNX export in {directory} was made from other weights.")
     if not path.is_file() or _digest(path) != expected:
-        raise ExportError(
-            f"The ONNX file {path} is missing, truncated or altered; it is exported again from"
-            " the torch weights."
-        )
+        raise ExportError(f"The ONNX file {path} is missing, truncated or altered; {fix}")
     return path
 
 
@@ -249,6 +259,128 @@ def ensure_export(*, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR) 
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return directory
+
+
+def _checked_copy(directory: Path, name: str, method: Method, *, model: str, reader_dir: Path):
+    # A quantized copy is checked as the float files are, and a static one was calibrated on
+    # the calibration set shipped now.
+    target = quantized_name(name, method)
+    fix = f"it is quantized again from {directory / name}."
+    path = _checked(directory, target, model=model, reader_dir=reader_dir, fix=fix)
+    if method == "static":
+        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+        if manifest["files"][target].get("calibration_sha256") != calibration_digest():
+            raise ExportError(f"The ONNX file {path} was calibrated on another set; {fix}")
+    return path
+
+
+def ensure_quantized(
+    name: str, method: Method, *, model: str = DEFAULT_MODEL, reader_dir: Path = READER_DIR
+) -> Path:
+    """A checked int8 copy of an exported model, made first if needed.
+
+    The copy is made from this machine's export (never downloaded), written beside its final
+    name and renamed into place, and recorded in the export's manifest with its SHA-256. A
+    copy that is missing, altered or calibrated on another set is made again, as the float
+    files are exported again.
+
+    Args:
+        name: `encoder.onnx` or `reader.onnx`.
+        method: `dynamic` or `static` (see `embeddings.quantize.quantize`).
+        model: The embedding model.
+        reader_dir: The reader's folder.
+
+    Returns:
+        The path of the quantized file.
+
+    Raises:
+        ExportError: The export or the quantization failed; the message names the file.
+    """
+    directory = ensure_export(model=model, reader_dir=reader_dir)
+    try:
+        return _checked_copy(directory, name, method, model=model, reader_dir=reader_dir)
+    except ExportError as e:
+        problem = e
+    with open(directory / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _checked_copy(directory, name, method, model=model, reader_dir=reader_dir)
+        except ExportError:
+            if (directory / quantized_name(name, method)).exists():
+                log.warning("%s", problem)
+            else:
+                log.info("quantizing %s to int8 (%s), once", name, method)
+            _quantize_into(directory, name, method, model=model, reader_dir=reader_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _checked_copy(directory, name, method, model=model, reader_dir=reader_dir)
+
+
+def _calibration_batches(name: str, session, *, model: str, reader_dir: Path) -> list[dict]:
+    # The calibration set as the model reads it: pairs for the reader, sentences for the
+    # encoder, in batches of the size the reader reads.
+    data = calibration_set()
+    inputs = [i.name for i in session.get_inputs()]
+    if name == READER_FILE:
+        reader = Reader(reader_dir, session=session)
+        batches = [
+            reader.tokenize(
+                [p["question"] for p in rows],
+                [p["sentence"] for p in rows],
+                [p["context"] for p in rows],
+            )
+            for rows in batched(data["pairs"])
+        ]
+    else:
+        base = model_path(model)
+        config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
+        tokenizer = load_tokenizer(base, int(config.get("max_seq_length", 256)))
+        batches = [
+            batch_arrays(tokenizer.encode_batch(list(rows))) for rows in batched(data["sentences"])
+        ]
+    return [{k: b[k] for k in inputs} for b in batches]
+
+
+def _quantize_into(
+    directory: Path, name: str, method: Method, *, model: str, reader_dir: Path
+) -> None:
+    target = quantized_name(name, method)
+    partial = directory / f".{target}.partial"
+    source = directory / name
+    try:
+        float_session = open_session(source)
+        batches = _calibration_batches(name, float_session, model=model, reader_dir=reader_dir)
+        quantize(source, partial, method=method, batches=batches)
+        expected = run_session(float_session, batches[0])[0]
+        got = run_session(open_session(partial), batches[0])[0]
+    except Exception as e:  # noqa: BLE001 - any quantizer failure is reported the same way
+        partial.unlink(missing_ok=True)
+        raise ExportError(
+            f"Could not quantize {source} to {directory / target} ({method} int8): {e}."
+            f" Delete {directory} to export and quantize the models again."
+        ) from e
+    worst = float(np.max(np.abs(got - expected)))
+    if not np.isfinite(worst):
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"The {method} int8 copy of {source} gives numbers that are not finite.")
+    os.replace(partial, directory / target)
+    entry: dict = {
+        "sha256": sha256_file(directory / target),
+        "from": name,
+        "quantization": method,
+        # On the first calibration batch: the first output (the reader's relevance logits,
+        # the encoder's word-piece states) against the float file's.
+        "max_difference": worst,
+    }
+    if method == "static":
+        entry["calibration_sha256"] = calibration_digest()
+    manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["files"][target] = entry
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump(manifest, f, indent=2)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, directory / MANIFEST_FILE)
+    log.info("quantized %s to %s", source, directory / target)
 
 
 class OnnxEncoder:
@@ -312,36 +444,57 @@ class OnnxEncoder:
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))] if texts else []
 
 
-@functools.lru_cache(maxsize=2)
-def load_onnx_encoder(model: str = DEFAULT_MODEL, *, threads: int | None = None) -> OnnxEncoder:
+def encoder_name(model: str, runtime: str = "onnx") -> str:
+    """The name an index records for the encoder of a runtime: the model's own name, with the
+    quantization after a `+` for an int8 copy (its vectors differ: another index)."""
+    method = QUANTIZED.get(runtime)
+    return model if method is None else f"{model}+int8-{method}"
+
+
+def _model_file(name: str, runtime: str, *, model: str, reader_dir: Path) -> Path:
+    if runtime != "onnx" and runtime not in QUANTIZED:
+        choices = ", ".join(("onnx", *QUANTIZED))
+        raise ValueError(f"An ONNX runtime must be one of {choices}, not {runtime!r}")
+    directory = ensure_export(model=model, reader_dir=reader_dir)
+    if runtime in QUANTIZED:
+        return ensure_quantized(name, QUANTIZED[runtime], model=model, reader_dir=reader_dir)
+    return _checked(directory, name, model=model, reader_dir=reader_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def load_onnx_encoder(
+    model: str = DEFAULT_MODEL, *, threads: int | None = None, runtime: str = "onnx"
+) -> OnnxEncoder:
     """The embedding model in ONNX Runtime, exported first if this machine has no export.
 
     Args:
         model: `all-MiniLM-L6-v2` or a local model folder.
         threads: ONNX Runtime's threads (default: its own choice).
+        runtime: `onnx` (float), `onnx-int8` or `onnx-int8-static` (int8 copies, made once).
 
     Returns:
-        The encoder, shared by every caller in this process.
+        The encoder, shared by every caller in this process; its `name` tells an int8 copy.
     """
-    directory = ensure_export(model=model)
-    path = _checked(directory, ENCODER_FILE, model=model, reader_dir=READER_DIR)
-    return OnnxEncoder(model, model_path(model), path, threads=threads)
+    path = _model_file(ENCODER_FILE, runtime, model=model, reader_dir=READER_DIR)
+    return OnnxEncoder(encoder_name(model, runtime), model_path(model), path, threads=threads)
 
 
-def load_onnx_reader(reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODEL) -> Reader:
+def load_onnx_reader(
+    reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODEL, runtime: str = "onnx"
+) -> Reader:
     """The reader running in ONNX Runtime, exported first if this machine has no export.
 
     Args:
         reader_dir: The reader's folder (weights and `reader.json`).
         model: The embedding model it was trained from.
+        runtime: `onnx` (float), `onnx-int8` or `onnx-int8-static` (int8 copies, made once).
 
     Returns:
         The reader.
 
     Raises:
         ReaderLoadError: Its files are missing or altered.
-        ExportError: The export failed.
+        ExportError: The export or the quantization failed.
     """
-    directory = ensure_export(model=model, reader_dir=reader_dir)
-    path = _checked(directory, READER_FILE, model=model, reader_dir=reader_dir)
+    path = _model_file(READER_FILE, runtime, model=model, reader_dir=reader_dir)
     return Reader(reader_dir, session=open_session(path))

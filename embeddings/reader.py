@@ -29,9 +29,12 @@ CONFIG_FILE = "reader.json"
 FROZEN_LAYERS = 3
 MAX_TOKENS = 160
 RETRAIN = "python -m eval.train_reader"
-# Where the models run: ONNX Runtime, or torch.
-Runtime = Literal["onnx", "torch"]
+# Where the models run: ONNX Runtime (float, or an int8 copy quantized dynamically or
+# statically, see `embeddings.quantize`), or torch.
+Runtime = Literal["onnx", "onnx-int8", "onnx-int8-static", "torch"]
 RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
+# What runs a Reader's network: a session (of any ONNX file), or torch.
+BACKENDS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,8 @@ class Reader:
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        if backend not in RUNTIMES:
-            raise ValueError(f"backend must be one of {', '.join(RUNTIMES)}, not {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.config = self.check_files(directory)
         config = directory / CONFIG_FILE
         self.backend = backend

@@ -134,7 +134,7 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     from rag.ingest.files import load_collection
     from rag.settings import Settings
 
-    encoder = load_encoder(runtime=runtime)
+    encoder = load_encoder(runtime=Settings(runtime=runtime).encoder_backend)
     encoder.encode(["warm up"])
     rows: list[Row] = []
     limit = _timed([lambda q=q: encoder.encode_query(q) for q in questions])
@@ -177,6 +177,8 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
             f" {p50_small / statistics.median(top_k):.1f}x embed + top-5",
         )
     )
+    if runtime == "onnx":
+        rows += _quantized(small, encoder, questions, asked, limit)
 
     collection = load_collection([large])
     texts_started = time.perf_counter()
@@ -212,6 +214,52 @@ def in_process(questions: list[str], large: Path, work: Path, runtime: str) -> l
     )
     rows += _without_pieces(built, collection, encoder, questions, asked_big, work, runtime)
     rows.append(Row("peak memory of this process", peak_mb(), None, "MB", note="large index built"))
+    return rows
+
+
+def _answer_of(engine, question: str) -> tuple:
+    answer = engine.ask(question)
+    return answer.answered, [(s.citations[0].title, s.citations[0].start) for s in answer.sentences]
+
+
+def _quantized(small, encoder, questions, asked, limit) -> list[Row]:
+    # The int8 copies of the reader and the encoder (see `embeddings.quantize`) beside the
+    # float ones timed just before, and how often the reader's answer is the float one's.
+    from embeddings import load_encoder
+    from embeddings.onnx import QUANTIZED
+    from rag.engine import Engine
+
+    rows = []
+    float_engine = Engine(small, encoder, runtime="onnx")
+    expected = [_answer_of(float_engine, q) for q in questions]
+    for runtime, method in QUANTIZED.items():
+        engine = Engine(small, encoder, runtime=runtime)
+        engine.ask(questions[0])
+        times = _asked(engine, questions)
+        same = sum(_answer_of(engine, q) == e for q, e in zip(questions, expected, strict=True))
+        rows.append(
+            _row(
+                f"ask(), shipped, reader int8 {method}",
+                times,
+                ratio=statistics.median(times) / statistics.median(asked),
+                against="ask(), shipped",
+                note=f"same answer as float for {same}/{len(questions)} questions",
+            )
+        )
+    for runtime, method in QUANTIZED.items():
+        int8 = load_encoder(runtime=runtime)
+        int8.encode(["warm up"])
+        times = _timed([lambda q=q, e=int8: e.encode_query(q) for q in questions])
+        vectors, floats = int8.encode(questions), encoder.encode(questions)
+        rows.append(
+            _row(
+                f"limit: int8 {method} encoder embeds one question",
+                times,
+                ratio=statistics.median(times) / statistics.median(limit),
+                against="limit",
+                note=f"mean cosine to float {float((vectors * floats).sum(axis=1).mean()):.4f}",
+            )
+        )
     return rows
 
 
@@ -554,7 +602,8 @@ def run(questions: int = 60, *, runtime: str = "onnx", http: bool = True) -> lis
 
     Args:
         questions: How many questions of `eval/qa.jsonl` to time (their text only is used).
-        runtime: `onnx` or `torch`.
+        runtime: Where the reader runs (see `embeddings.RUNTIMES`); with `onnx`, the int8
+            copies of the reader and the encoder are timed beside it.
         http: Also start a server and load it.
 
     Returns:

@@ -26,7 +26,7 @@ def open_engine(settings: Settings, encoder=None) -> Engine:
     """
     try:
         if encoder is None:
-            encoder = load_encoder(settings.model, runtime=settings.runtime)
+            encoder = load_encoder(settings.model, runtime=settings.encoder_backend)
         # A rebuild that cannot be written leaves the index saved before answering.
         index, update = open_index(settings, encoder, fallback=True)
         engine = Engine(

@@ -65,7 +65,11 @@ class Settings:
     retriever: Method = "hybrid"
     answerer: Answerer = "reader"
     rebuild: Rebuild = "auto"
+    # Where the reader runs (and the encoder, unless `encoder_runtime` says otherwise).
     runtime: Runtime = "onnx"
+    # Where the encoder runs; None: the float model of `runtime`'s kind (`torch` with torch,
+    # else `onnx`), as an int8 encoder's vectors differ and its index is built again.
+    encoder_runtime: Runtime | None = None
     # A Milvus server (http://HOST:PORT) that searches the chunks; None: FAISS and BM25 here.
     milvus: str | None = None
 
@@ -74,6 +78,15 @@ class Settings:
         _check(self.answerer, ANSWERERS, "answerer")
         _check(self.rebuild, REBUILDS, "rebuild setting")
         _check(self.runtime, RUNTIMES, "runtime")
+        if self.encoder_runtime is not None:
+            _check(self.encoder_runtime, RUNTIMES, "encoder runtime")
+
+    @property
+    def encoder_backend(self) -> Runtime:
+        """Where the encoder runs (see `encoder_runtime`)."""
+        if self.encoder_runtime is not None:
+            return self.encoder_runtime
+        return "torch" if self.runtime == "torch" else "onnx"
 
     @property
     def index_path(self) -> Path:

@@ -52,7 +52,7 @@ class ShardEmbedder:
     Args:
         model: The embedding model's name.
         chunking: `ChunkSettings` as a dict.
-        runtime: `onnx` or `torch`.
+        runtime: Where the model runs (see `embeddings.load_encoder`).
         threads: The model's threads (a Ray worker owns one CPU).
         encoder: An encoder already loaded (one process); loaded from `model` when None.
     """
@@ -140,7 +140,7 @@ def build_snapshot(
         directory: Where the snapshot goes; replaced atomically when complete.
         model: The embedding model's name.
         chunking: Chunking settings.
-        runtime: Where the model runs, `onnx` or `torch`.
+        runtime: Where the model runs (see `embeddings.load_encoder`).
         ray: None to work in this process; `auto` or a cluster's address (`HOST:PORT`) to
             work on Ray.
         encoder: A loaded encoder for in-process work (loaded when None).
@@ -153,6 +153,7 @@ def build_snapshot(
     Raises:
         ClusterError: Ray is not installed, or the cluster cannot be reached or fails.
     """
+    from embeddings import encoder_name
     from embeddings.encoder import model_revision
 
     started = time.perf_counter()
@@ -177,7 +178,7 @@ def build_snapshot(
         if writer is None:
             raise CollectionError("The collection has no articles: there is nothing to snapshot.")
         manifest = {
-            "model": model,
+            "model": encoder_name(model, runtime),
             "model_revision": model_revision(model),
             "chunking": chunk_settings,
             "collection": collection_record(collection),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from embeddings import encoder_name
 from rag.build.changes import Changes, apply_changes
 from rag.build.commit import changing, commit, recorded, sweep_if_free
 from rag.build.duplicates import Duplicate
@@ -164,12 +165,13 @@ def index_in_batch(
                 target,
                 model=settings.model,
                 chunking=settings.chunking,
-                runtime=settings.runtime,
+                runtime=settings.encoder_backend,
                 ray=ray,
                 progress=progress,
             )
         index = index_from_snapshot(target, embedded=made)
-        reasons = stale_reasons(index.manifest, collection, settings.model, settings.chunking)
+        model = encoder_name(settings.model, settings.encoder_backend)
+        reasons = stale_reasons(index.manifest, collection, model, settings.chunking)
         if reasons:
             raise IndexStaleError(
                 f"The snapshot in {target} does not fit: {'; '.join(reasons)}. Write it again"

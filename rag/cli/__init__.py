@@ -114,7 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--runtime",
             choices=RUNTIMES,
             default="onnx",
-            help="where the models run: onnx (ONNX Runtime, the default) or torch",
+            help="where the reader runs, and the encoder unless --encoder-runtime says otherwise:"
+            " onnx (ONNX Runtime, the default), onnx-int8 or onnx-int8-static (int8 copies of"
+            " the reader, made once; the encoder stays float) or torch",
+        )
+        p.add_argument(
+            "--encoder-runtime",
+            choices=RUNTIMES,
+            help="where the encoder runs (default: onnx, or torch with --runtime torch); an"
+            " int8 encoder's vectors differ, so the index is built again with it",
         )
         p.add_argument(
             "--milvus",

@@ -33,6 +33,7 @@ def settings_from_args(args: argparse.Namespace, *, rebuild: str = "auto") -> Se
         answerer=a if (a := getattr(args, "answerer", None)) in ANSWERERS else "reader",
         rebuild=rebuild,
         runtime=getattr(args, "runtime", None) or "onnx",
+        encoder_runtime=getattr(args, "encoder_runtime", None),
         milvus=getattr(args, "milvus", None),
     )
 
@@ -49,7 +50,7 @@ def _update(settings: Settings, change) -> int:
     # The same, with the model loaded first.
     from embeddings import load_encoder
 
-    encoder = load_encoder(settings.model, runtime=settings.runtime)
+    encoder = load_encoder(settings.model, runtime=settings.encoder_backend)
     return _report(lambda bars: change(encoder, bars))
 
 
@@ -82,7 +83,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             Path(args.out),
             model=settings.model,
             chunking=settings.chunking,
-            runtime=settings.runtime,
+            runtime=settings.encoder_backend,
             ray=args.ray,
             progress=bars,
         )
