@@ -4,8 +4,9 @@
 `squad2/dev-half-v2.0.json` the reader never trained on, and a copy with the answer
 sentences of a third of their paragraphs removed) and the news dev split's weeks through
 `Engine.ask`, once per setting of the shipped selector's `context_tokens`, `sure_at` and
-`sure_candidates`, and prints answer hit@1, refusal and false refusals beside the word
-pieces the reader read and its time, the shipped setting first. Nothing here is a test set.
+`sure_candidates` (with `--runtimes`, once per copy of the reader instead), and prints
+answer hit@1, refusal and false refusals beside the word pieces the reader read and its
+time, the shipped setting first. Nothing here is a test set.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from embeddings import load_reader
 from eval.harness import evaluate
 from eval.squad import convert, write_jsonl
 from eval.train_reader import SQUAD_DEV, SQUAD_TRAIN, read_squad, split_articles
@@ -38,6 +40,12 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("2 read from 0.9", {"sure_at": 0.9, "sure_candidates": 2}),
     ("2 read from 0.8", {"sure_at": 0.8, "sure_candidates": 2}),
     ("2 read from 0.7", {"sure_at": 0.7, "sure_candidates": 2}),
+)
+# The reader's int8 copies (`embeddings.quantize`) against the float one, as shipped otherwise.
+RUNTIMES = (
+    ("float", {}),
+    ("int8 dynamic", {"runtime": "onnx-int8"}),
+    ("int8 static", {"runtime": "onnx-int8-static"}),
 )
 
 
@@ -104,11 +112,13 @@ def run(sets: Sequence[tuple[str, Engine, list[dict]]], variants=VARIANTS) -> li
     for label, changes in variants:
         per_group: dict[str, list] = {}
         counted = None
+        changes = dict(changes)
+        runtime = changes.pop("runtime", None)
         for name, engine, qas in sets:
-            if counted is None or counted.reader is not engine.reader:
-                counted = Counted(engine.reader)
-            shipped = engine.selector
             reader = engine.reader
+            if counted is None:
+                counted = Counted(load_reader(backend=runtime) if runtime else reader)
+            shipped = engine.selector
             engine._selector, engine._reader = replace(shipped, **changes), counted
             try:
                 report = evaluate(engine, qas, engine.method, "reader")
@@ -149,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-news", action="store_true")
     parser.add_argument("--no-squad", action="store_true")
+    parser.add_argument(
+        "--runtimes", action="store_true", help="compare the reader's int8 copies instead"
+    )
     parser.add_argument("--weeks", type=int, default=None, help="news: the first N weeks only")
     parser.add_argument(
         "--limit", type=int, default=None, help="sample N questions of each SQuAD set"
@@ -159,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_news:
         encoder = sets[0][1].encoder if sets else None
         sets += list(news_sets(args.every, encoder, weeks=args.weeks))
-    rows = run(sets)
+    rows = run(sets, RUNTIMES if args.runtimes else VARIANTS)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     for row in rows:
