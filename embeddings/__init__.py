@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from embeddings.batching import batching, set_batching
 from embeddings.encoder import Encoder
 from embeddings.errors import ExportError, ModelLoadError, ReaderLoadError
 from embeddings.files import DEFAULT_MODEL
@@ -19,8 +20,10 @@ __all__ = [
     "Reader",
     "ReaderLoadError",
     "Runtime",
+    "batching",
     "load_encoder",
     "load_reader",
+    "set_batching",
 ]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.batching import BatchedSession
 from embeddings.encoder import PROGRESS_MIN_TEXTS
 from embeddings.errors import ExportError
 from embeddings.files import DEFAULT_MODEL, model_path, sha256_file
@@ -258,7 +259,7 @@ class OnnxEncoder:
         config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
         self.name = name
         self.max_tokens = int(config.get("max_seq_length", 256))
-        self._session = open_session(path, threads)
+        self._session = BatchedSession(open_session(path, threads))
         self._tokenizer = load_tokenizer(base, self.max_tokens)
         self._counter = load_tokenizer(base, None)
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
@@ -344,4 +345,4 @@ def load_onnx_reader(reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODE
     """
     directory = ensure_export(model=model, reader_dir=reader_dir)
     path = _checked(directory, READER_FILE, model=model, reader_dir=reader_dir)
-    return Reader(reader_dir, session=open_session(path))
+    return Reader(reader_dir, session=BatchedSession(open_session(path)))
