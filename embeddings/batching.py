@@ -1,280 +1,323 @@
-"""Concurrent callers' model inputs run as one batch, each caller getting its own rows back."""
+"""Concurrent model runs shared: callers' rows run in one batch, or one caller's across cores."""
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
+import os
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from embeddings.sessions import run_session
 
-# A batch holds at most this many sequences (rows), unless one request alone has more. On two
-# cores a batch of 48 reader pairs (four questions) took about as long per pair as one of 12,
-# and larger ones made the first question in them wait longer than it gained (README, "Speed
-# and memory").
-MAX_ROWS = 48
-# A caller waits at most this long for its batch; past it, it gets `BatchTimeout`.
+log = logging.getLogger(__name__)
+
+# A run holds at most this many rows (sequences), unless one caller's part alone has more.
+# Batching saves no arithmetic on a CPU (a reader pair costs the same in a batch of 12 or of
+# 96), so the bound only keeps a run short enough that a question arriving behind it does not
+# wait long: 24 is two questions' candidate sentences.
+MAX_ROWS = 24
+# A caller's rows are split between idle cores only into parts of at least this many rows.
+MIN_PART = 4
+# A caller waits at most this long for its rows; past it, it gets `BatchTimeout`.
 TIMEOUT_SECONDS = 120.0
-_PADS = {"input_ids": 0, "attention_mask": 0, "token_type_ids": 0}
 _enabled = [True]
 
 
 class BatchTimeout(TimeoutError):
-    """A request waited longer than its batcher's timeout."""
+    """A caller waited longer than the batcher's timeout."""
 
 
 class BatcherClosed(RuntimeError):
-    """A request came to, or was waiting in, a batcher that was closed."""
+    """A caller came to, or was waiting in, a batcher that was closed."""
 
 
 def set_batching(enabled: bool) -> None:
-    """Turn batching on or off for every batched session of this process.
+    """Turn batching on or off for the models this process loads from now on.
 
-    Off, each call runs the model alone, as it arrives (up to one run per core at once).
+    On, each model runs with one thread per run, and a batcher with one worker per core
+    runs what callers ask of it (see `Batcher`). Off, each call runs alone, as it arrives,
+    with ONNX Runtime's own threads (up to one run per core at once).
 
     Args:
-        enabled: Whether concurrent calls share a model run.
+        enabled: Whether concurrent calls share the cores through a batcher.
     """
     _enabled[0] = bool(enabled)
 
 
 def batching() -> bool:
-    """Whether concurrent calls share a model run (see `set_batching`)."""
+    """Whether models loaded from now on are batched (see `set_batching`)."""
     return _enabled[0]
 
 
 @dataclass(eq=False)
-class _Request:
-    item: Any
+class _Call:
+    # One caller's inputs, its outputs as parts of its rows come back, and how many rows
+    # are still to come.
+    session: BatchedSession
+    inputs: dict[str, np.ndarray]
     rows: int
-    woken: threading.Event = field(default_factory=threading.Event)
-    done: bool = False
-    lead: bool = False
-    result: Any = None
+    left: int
+    pieces: dict[int, list[np.ndarray]] = field(default_factory=dict)
     error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(eq=False)
+class _Part:
+    call: _Call
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass(frozen=True)
-class BatchStats:
-    """What a batcher has run so far.
+class Run:
+    """One run of a model by a batcher: how many callers and rows it held."""
 
-    Attributes:
-        requests: Requests answered (with a result or an error).
-        runs: Calls of the model, retries alone included.
-        largest: The most requests one run held.
-        retried: Requests run alone again after their batch failed.
-    """
-
-    requests: int
-    runs: int
-    largest: int
-    retried: int
+    callers: int
+    rows: int
 
 
 class Batcher:
-    """A queue in front of a function that takes a list of inputs and gives one output each.
+    """A queue of model inputs, and one worker thread per core that runs them.
 
-    Callers call the batcher from their own threads. When the model is idle a call runs at
-    once, alone, in the caller's thread; calls that arrive while it runs wait, and the next
-    run takes all of them (up to `max_rows` rows), so batches grow with the load and never
-    make a lone caller wait. The run happens in one waiting caller's thread: there is no
-    thread of the batcher's own to stop. A batch that fails is run again one request at a
-    time, so that only the failing request fails.
+    A caller's rows go into the queue and the caller waits. An idle worker takes at once
+    its share of what is queued for one model: everything (up to `max_rows` rows) when the
+    other workers are busy, so that callers who arrived while the model ran share its next
+    run; and, when other workers are idle too, an equal part each, so that a lone caller's
+    rows run on every core at once. Nothing waits for a batch to fill. A run that fails is
+    run again one caller's part at a time, so that only the failing caller fails.
     """
 
     def __init__(
         self,
-        run: Callable[[list[Any]], Sequence[Any]],
         *,
-        rows: Callable[[Any], int] = lambda item: 1,
+        workers: int | None = None,
         max_rows: int = MAX_ROWS,
-        lanes: int = 1,
+        min_part: int = MIN_PART,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         """Args:
-        run: The model: a list of inputs to a list of as many outputs, in order.
-        rows: How many sequences an input holds (the batch bound counts these).
-        max_rows: At most this many rows in one run, unless one input alone has more.
-        lanes: Runs in flight at once.
-        timeout: Seconds a caller waits for its output before `BatchTimeout`.
+        workers: Runs at once (default: one per core).
+        max_rows: At most this many rows in one run, unless one caller's part has more.
+        min_part: A caller's rows are split into parts of at least this many rows.
+        timeout: Seconds a caller waits for its rows before `BatchTimeout`.
         """
-        if max_rows < 1 or lanes < 1 or timeout <= 0:
+        workers = workers or max(os.cpu_count() or 1, 1)
+        if workers < 1 or max_rows < 1 or min_part < 1 or timeout <= 0:
             raise ValueError(
-                f"A batcher needs max_rows >= 1, lanes >= 1 and timeout > 0; got {max_rows},"
-                f" {lanes} and {timeout}."
+                "A batcher needs workers, max_rows and min_part >= 1 and timeout > 0; got"
+                f" {workers}, {max_rows}, {min_part} and {timeout}."
             )
-        self._run = run
-        self._rows = rows
+        self.workers = workers
         self.max_rows = max_rows
-        self.lanes = lanes
+        self.min_part = min_part
         self.timeout = timeout
-        self._lock = threading.Lock()
-        self._queue: deque[_Request] = deque()
-        self._leading = 0
-        self._closed = False
-        self._requests = self._runs = self._largest = self._retried = 0
+        self.runs: deque[Run] = deque(maxlen=1000)
+        self._start()
 
-    def __call__(self, item: Any) -> Any:
-        """Run one input, in a batch with whatever other inputs wait with it.
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._resting = threading.Condition(self._lock)
+        self._queue: deque[_Part] = deque()
+        self._idle = 0
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    def _ensure_workers(self) -> None:
+        # Workers start with the first call; a process forked from this one starts its own.
+        if self._pid != os.getpid():
+            self._start()
+        if not self._threads:
+            for n in range(self.workers):
+                thread = threading.Thread(target=self._work, name=f"model-run-{n}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            # Started workers are waiting before the first rows are shared out among them.
+            self._resting.wait_for(lambda: self._idle == self.workers, timeout=5)
+
+    def run(self, session: BatchedSession, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a session's model on one caller's rows, with whatever else is queued.
 
         Args:
-            item: The input.
+            session: The batched session.
+            inputs: Its inputs, rows of word pieces padded to one width.
 
         Returns:
-            Its output, as `run([item])[0]` would give it.
+            The outputs, as the session would give them for these inputs alone.
 
         Raises:
-            BatchTimeout: It waited longer than the timeout.
+            BatchTimeout: The rows waited longer than the timeout.
             BatcherClosed: The batcher was closed.
-            Exception: What running this input raised.
+            Exception: What running these rows raised.
         """
-        request = _Request(item, max(1, int(self._rows(item))))
+        rows = len(inputs["input_ids"])
+        call = _Call(session, inputs, rows, rows)
         with self._lock:
             if self._closed:
-                raise BatcherClosed("The model's batcher is closed: the server is stopping.")
-            self._queue.append(request)
-            if self._leading < self.lanes:
-                self._leading += 1
-                request.lead = True
+                raise BatcherClosed("The model's batcher is closed: the process is stopping.")
+            self._ensure_workers()
+            self._queue.append(_Part(call, 0, rows))
+            self._ready.notify()
+        if not call.done.wait(self.timeout):
+            with self._lock:
+                for part in [p for p in self._queue if p.call is call]:
+                    self._queue.remove(part)
+            raise BatchTimeout(
+                f"The model did not run within {self.timeout:.0f} s: the process is overloaded."
+                " Try again later."
+            )
+        if call.error is not None:
+            raise call.error
+        if len(call.pieces) == 1:
+            return call.pieces[0]
+        ordered = [call.pieces[start] for start in sorted(call.pieces)]
+        return [np.concatenate(outputs) for outputs in zip(*ordered, strict=True)]
+
+    def _work(self) -> None:
         while True:
-            if request.lead:
-                self._lead(request)
-            if request.done:
-                if request.error is not None:
-                    raise request.error
-                return request.result
-            if not request.woken.wait(self.timeout):
-                with self._lock:
-                    if not (request.done or request.lead):
-                        if request in self._queue:
-                            self._queue.remove(request)
-                        raise BatchTimeout(
-                            f"The model did not answer within {self.timeout:.0f} s: the server"
-                            " is overloaded. Try again later."
-                        )
-            # The flags are set before the event, and read again before the next wait.
-            request.woken.clear()
-
-    def _lead(self, own: _Request) -> None:
-        # Run batches from the head of the queue until this caller's request is done (or
-        # is in another lane's run), then hand the lead to the request first in line, if any.
-        try:
-            while True:
-                with self._lock:
-                    if own.done or not self._queue:
-                        break
-                    batch = self._take()
-                self._execute(batch)
-        finally:
             with self._lock:
-                own.lead = False
-                heir = next((r for r in self._queue if not r.lead), None)
-                if heir is not None and not self._closed:
-                    heir.lead = True
-                    heir.woken.set()
-                else:
-                    self._leading -= 1
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._resting.notify_all()
+                    self._ready.wait()
+                    self._idle -= 1
+                if self._closed:
+                    return
+                parts = self._take()
+                if self._queue and self._idle:
+                    self._ready.notify()
+            try:
+                self._execute(parts)
+            except BaseException:  # noqa: BLE001 - a worker must outlive any run
+                log.exception("a model run failed outside its callers")
 
-    def _take(self) -> list[_Request]:
-        batch = [self._queue.popleft()]
-        rows = batch[0].rows
-        while self._queue and rows + self._queue[0].rows <= self.max_rows:
-            rows += self._queue[0].rows
-            batch.append(self._queue.popleft())
-        return batch
+    def _take(self) -> list[_Part]:
+        # This worker's share of the rows queued for the first queued model: all of them
+        # (up to max_rows) when the other workers are busy, else an equal part per idle worker.
+        session = self._queue[0].call.session
+        mine = [p for p in self._queue if p.call.session is session]
+        queued = sum(p.rows for p in mine)
+        share = queued
+        if queued >= 2 * self.min_part:
+            share = max(self.min_part, math.ceil(queued / (self._idle + 1)))
+        share = min(share, self.max_rows)
+        taken: list[_Part] = []
+        rows = 0
+        for part in mine:
+            if rows >= share:
+                break
+            want = share - rows
+            if part.rows > want and taken:
+                break
+            if part.rows > want and part.rows - want >= self.min_part and want >= self.min_part:
+                # Split it: this worker takes the first rows, the rest stays first in line.
+                head = _Part(part.call, part.start, part.start + want)
+                part.start += want
+                taken.append(head)
+                rows += want
+                break
+            self._queue.remove(part)
+            taken.append(part)
+            rows += part.rows
+        return taken
 
-    def _execute(self, batch: list[_Request]) -> None:
+    def _execute(self, parts: list[_Part]) -> None:
+        session = parts[0].call.session
         try:
-            outputs = list(self._call([r.item for r in batch]))
-            if len(outputs) != len(batch):
-                raise RuntimeError(
-                    f"The model gave {len(outputs)} outputs for {len(batch)} inputs."
-                )
-            for request, output in zip(batch, outputs, strict=True):
-                request.result = output
+            outputs = session.run_parts([_rows(p) for p in parts])
+            results: list[tuple[_Part, list[np.ndarray] | None, BaseException | None]] = [
+                (p, o, None) for p, o in zip(parts, outputs, strict=True)
+            ]
         except Exception as e:
-            if len(batch) == 1:
-                batch[0].error = e
+            if len(parts) == 1:
+                results = [(parts[0], None, e)]
             else:
-                with self._lock:
-                    self._retried += len(batch)
-                for request in batch:
+                results = []
+                for part in parts:
                     try:
-                        (request.result,) = self._call([request.item])
-                    except Exception as alone:
-                        request.error = alone
-        except BaseException as e:
-            for request in batch:
-                request.error = e
-            raise
-        finally:
-            with self._lock:
-                self._requests += len(batch)
-                self._largest = max(self._largest, len(batch))
-                for request in batch:
-                    request.done = True
-                    request.woken.set()
-
-    def _call(self, items: list[Any]) -> Sequence[Any]:
+                        (alone,) = session.run_parts([_rows(part)])
+                        results.append((part, alone, None))
+                    except Exception as failed:
+                        results.append((part, None, failed))
         with self._lock:
-            self._runs += 1
-        return self._run(items)
+            self.runs.append(Run(len({id(p.call) for p in parts}), sum(p.rows for p in parts)))
+            for part, output, error in results:
+                call = part.call
+                if error is not None:
+                    call.error = call.error or error
+                else:
+                    call.pieces[part.start] = output
+                call.left -= part.rows
+                if call.left == 0:
+                    call.done.set()
 
     def close(self) -> None:
-        """Refuse new requests, and fail those still waiting (`BatcherClosed`); a run in
-        progress finishes for the requests it holds."""
+        """Refuse new calls, fail those still queued (`BatcherClosed`) and stop the workers;
+        a run in progress finishes for its callers."""
         with self._lock:
             self._closed = True
             while self._queue:
-                request = self._queue.popleft()
-                request.error = BatcherClosed(
-                    "The model's batcher was closed: the server is stopping."
+                call = self._queue.popleft().call
+                call.error = BatcherClosed(
+                    "The model's batcher was closed: the process is stopping."
                 )
-                request.done = True
-                request.woken.set()
+                call.done.set()
+            self._ready.notify_all()
 
-    @property
-    def stats(self) -> BatchStats:
-        """What it has run so far."""
-        with self._lock:
-            return BatchStats(self._requests, self._runs, self._largest, self._retried)
+
+def _rows(part: _Part) -> dict[str, np.ndarray]:
+    inputs = part.call.inputs
+    if part.start == 0 and part.stop == part.call.rows:
+        return inputs
+    return {name: array[part.start : part.stop] for name, array in inputs.items()}
+
+
+@functools.cache
+def shared_batcher() -> Batcher:
+    """The batcher every batched model of this process runs through (one worker per core)."""
+    return Batcher()
 
 
 class BatchedSession:
-    """An ONNX Runtime session whose concurrent runs share one run of the model.
+    """An ONNX Runtime session whose runs go through a batcher (see `Batcher`).
 
-    Each caller's inputs (rows of word pieces, padded to its own width) are padded to the
-    widest in the batch and stacked; each output is split back into the caller's rows, and
-    an output with a word-piece axis is cut back to the caller's width. The attention mask
-    hides the padding, so each caller gets its numbers as if it had run alone (to float
-    rounding).
+    Rows of several callers are padded to the widest and stacked; each output is split back
+    into the callers' rows, and an output with a word-piece axis (its second axis not of
+    fixed size) is cut back to the caller's width. The attention mask hides the padding, so
+    each caller gets the numbers it would get alone, to float rounding.
+
+    With batching off when it is made (`set_batching`), it is the plain session, run as it
+    is called with ONNX Runtime's own threads.
     """
 
     batched = True
 
-    def __init__(self, session, *, max_rows: int = MAX_ROWS, lanes: int = 1) -> None:
+    def __init__(
+        self, open_session: Callable[[int | None], object], *, batcher: Batcher | None = None
+    ) -> None:
         """Args:
-        session: The ONNX Runtime session (or anything with `get_inputs`, `get_outputs` and
-            `run`).
-        max_rows: At most this many rows in one run (see `Batcher`).
-        lanes: Batches run at once.
+        open_session: Opens the session with this many threads (None: the runtime's choice).
+        batcher: The batcher to run through (default: `shared_batcher()`).
         """
-        self.session = session
-        self._names = [i.name for i in session.get_inputs()]
-        # Outputs whose second axis is not fixed are word-piece axes, as wide as the input.
+        self.batcher = (batcher or shared_batcher()) if batching() else None
+        # Batched, each run has one core: the batcher's workers share the cores out.
+        self.session = open_session(1 if self.batcher else None)
+        self._names = [i.name for i in self.session.get_inputs()]
         self._per_token = [
-            len(o.shape) > 1 and not isinstance(o.shape[1], int) for o in session.get_outputs()
+            len(o.shape) > 1 and not isinstance(o.shape[1], int) for o in self.session.get_outputs()
         ]
-        self.batcher = Batcher(
-            self._run_many,
-            rows=lambda inputs: len(inputs["input_ids"]),
-            max_rows=max_rows,
-            lanes=lanes,
-        )
 
     def get_inputs(self):
         """The session's inputs."""
@@ -285,19 +328,26 @@ class BatchedSession:
         return self.session.get_outputs()
 
     def run(self, output_names, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Like `InferenceSession.run`, every output; batched with other callers' runs when
-        batching is on (see `set_batching`)."""
+        """Like `InferenceSession.run` with every output, through the batcher if any."""
         inputs = {name: inputs[name] for name in self._names}
-        if not batching():
+        if self.batcher is None:
             return run_session(self.session, inputs)
-        return self.batcher(inputs)
+        return self.batcher.run(self, inputs)
 
-    def _run_many(self, many: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+    def run_parts(self, many: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+        """Run several callers' rows as one batch.
+
+        Args:
+            many: Each caller's inputs.
+
+        Returns:
+            Each caller's outputs, in order.
+        """
         if len(many) == 1:
             return [run_session(self.session, many[0])]
         width = max(inputs["input_ids"].shape[1] for inputs in many)
         stacked = {
-            name: np.concatenate([_pad(inputs[name], width, _PADS.get(name, 0)) for inputs in many])
+            name: np.concatenate([_pad(inputs[name], width) for inputs in many])
             for name in self._names
         }
         outputs = run_session(self.session, stacked)
@@ -314,9 +364,10 @@ class BatchedSession:
         return split
 
 
-def _pad(array: np.ndarray, width: int, value: int) -> np.ndarray:
+def _pad(array: np.ndarray, width: int) -> np.ndarray:
+    # Word-piece id 0 is [PAD], and a mask or segment of 0 is padding too.
     if array.shape[1] == width:
         return array
-    padded = np.full((array.shape[0], width, *array.shape[2:]), value, dtype=array.dtype)
+    padded = np.zeros((array.shape[0], width, *array.shape[2:]), dtype=array.dtype)
     padded[:, : array.shape[1]] = array
     return padded

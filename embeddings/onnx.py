@@ -259,7 +259,13 @@ class OnnxEncoder:
         config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
         self.name = name
         self.max_tokens = int(config.get("max_seq_length", 256))
-        self._session = BatchedSession(open_session(path, threads))
+        # A worker that owns one core (threads given) runs its own session; else runs go
+        # through the process's batcher.
+        self._session = (
+            open_session(path, threads)
+            if threads
+            else BatchedSession(functools.partial(open_session, path))
+        )
         self._tokenizer = load_tokenizer(base, self.max_tokens)
         self._counter = load_tokenizer(base, None)
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
@@ -345,4 +351,4 @@ def load_onnx_reader(reader_dir: Path = READER_DIR, *, model: str = DEFAULT_MODE
     """
     directory = ensure_export(model=model, reader_dir=reader_dir)
     path = _checked(directory, READER_FILE, model=model, reader_dir=reader_dir)
-    return Reader(reader_dir, session=BatchedSession(open_session(path)))
+    return Reader(reader_dir, session=BatchedSession(functools.partial(open_session, path)))
