@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 # 96), so the bound only keeps a run short enough that a question arriving behind it does not
 # wait long: 24 is two questions' candidate sentences.
 MAX_ROWS = 24
-# A caller's rows are split between idle cores only into parts of at least this many rows.
-MIN_PART = 4
+# A caller's rows are split between idle cores into parts of at least this many rows (the
+# reader reads 4 to 12 sentences a question; one row more in a run costs far more than a run).
+MIN_PART = 1
 # A caller waits at most this long for its rows; past it, it gets `BatchTimeout`.
 TIMEOUT_SECONDS = 120.0
 _enabled = [True]
@@ -147,7 +148,7 @@ class Batcher:
             # Started workers are waiting before the first rows are shared out among them.
             self._resting.wait_for(lambda: self._idle == self.workers, timeout=5)
 
-    def run(self, session: BatchedSession, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, session: BatchedSession, inputs: dict[str, np.ndarray]) -> list[list[np.ndarray]]:
         """Run a session's model on one caller's rows, with whatever else is queued.
 
         Args:
@@ -155,7 +156,8 @@ class Batcher:
             inputs: Its inputs, rows of word pieces padded to one width.
 
         Returns:
-            The outputs, as the session would give them for these inputs alone.
+            The outputs of each part the rows were run in, in row order (see
+            `BatchedSession.run_parts`).
 
         Raises:
             BatchTimeout: The rows waited longer than the timeout.
@@ -180,10 +182,7 @@ class Batcher:
             )
         if call.error is not None:
             raise call.error
-        if len(call.pieces) == 1:
-            return call.pieces[0]
-        ordered = [call.pieces[start] for start in sorted(call.pieces)]
-        return [np.concatenate(outputs) for outputs in zip(*ordered, strict=True)]
+        return [call.pieces[start] for start in sorted(call.pieces)]
 
     def _work(self) -> None:
         while True:
@@ -293,10 +292,13 @@ def shared_batcher() -> Batcher:
 class BatchedSession:
     """An ONNX Runtime session whose runs go through a batcher (see `Batcher`).
 
-    Rows of several callers are padded to the widest and stacked; each output is split back
-    into the callers' rows, and an output with a word-piece axis (its second axis not of
-    fixed size) is cut back to the caller's width. The attention mask hides the padding, so
-    each caller gets the numbers it would get alone, to float rounding.
+    A caller's rows are put in order of length, so that a part of them run on one core is
+    cut to its own longest row rather than padded to the caller's. Rows of several callers
+    are padded to the widest and stacked; each output is split back into the callers' rows
+    and order, and an output with a word-piece axis (its second axis not of fixed size) is
+    given back the caller's width, zero past each part's width. The attention mask hides
+    the padding, so each caller gets the numbers it would get alone, to float rounding, at
+    every word piece it holds.
 
     With batching off when it is made (`set_batching`), it is the plain session, run as it
     is called with ONNX Runtime's own threads.
@@ -332,17 +334,35 @@ class BatchedSession:
         inputs = {name: inputs[name] for name in self._names}
         if self.batcher is None:
             return run_session(self.session, inputs)
-        return self.batcher.run(self, inputs)
+        rows, width = inputs["input_ids"].shape
+        order = None
+        if rows > 1 and "attention_mask" in inputs:
+            order = np.argsort(inputs["attention_mask"].sum(axis=1), kind="stable")
+            inputs = {name: array[order] for name, array in inputs.items()}
+        parts = self.batcher.run(self, inputs)
+        outputs = []
+        for n, token in enumerate(self._per_token):
+            pieces = [part[n] for part in parts]
+            if token:
+                pieces = [_pad(piece, width) for piece in pieces]
+            joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            if order is not None:
+                unsorted = np.empty_like(joined)
+                unsorted[order] = joined
+                joined = unsorted
+            outputs.append(joined)
+        return outputs
 
     def run_parts(self, many: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
-        """Run several callers' rows as one batch.
+        """Run several callers' rows as one batch, each cut to its longest row first.
 
         Args:
             many: Each caller's inputs.
 
         Returns:
-            Each caller's outputs, in order.
+            Each caller's outputs, in order; word-piece outputs as wide as its longest row.
         """
+        many = [_trimmed(inputs) for inputs in many]
         if len(many) == 1:
             return [run_session(self.session, many[0])]
         width = max(inputs["input_ids"].shape[1] for inputs in many)
@@ -362,6 +382,17 @@ class BatchedSession:
             )
             first += rows
         return split
+
+
+def _trimmed(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # Word pieces past every row's mask are padding alone: not run.
+    if "attention_mask" not in inputs:
+        return inputs
+    held = np.flatnonzero(inputs["attention_mask"].any(axis=0))
+    used = int(held[-1]) + 1 if held.size else 0
+    if used in (0, inputs["attention_mask"].shape[1]):
+        return inputs
+    return {name: array[:, :used] for name, array in inputs.items()}
 
 
 def _pad(array: np.ndarray, width: int) -> np.ndarray:

@@ -140,6 +140,26 @@ def test_a_lone_call_with_many_rows_is_split_over_the_idle_cores():
         np.testing.assert_array_equal(got, want)
 
 
+def test_rows_run_in_order_of_length_each_part_cut_to_its_longest_row():
+    fake = FakeSession()
+    session = _session(fake, workers=2)
+    inputs = _inputs(4, 9, 0)
+    lengths = [9, 3, 8, 2]
+    for row, n in enumerate(lengths):
+        inputs["attention_mask"][row, n:] = 0
+        inputs["input_ids"][row, n:] = 0
+
+    out = session.run(None, inputs)
+
+    # The first core took the two short rows, three word pieces wide; the rest ran each cut
+    # to its own longest row.
+    assert fake.calls[0].shape == (2, 3)
+    assert sum(len(c) for c in fake.calls) == 4
+    assert all((c[:, -1] != 0).any() for c in fake.calls)
+    for got, want in zip(out, _expected(inputs), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_callers_arriving_while_the_model_runs_share_its_next_run_each_with_its_own_rows():
     fake = FakeSession(hold=True)
     session = _session(fake, workers=1, max_rows=100)
