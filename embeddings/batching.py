@@ -51,7 +51,7 @@ def set_batching(enabled: bool) -> None:
     _enabled[0] = bool(enabled)
 
 
-def batching() -> bool:
+def batching_enabled() -> bool:
     """Whether models loaded from now on are batched (see `set_batching`)."""
     return _enabled[0]
 
@@ -313,7 +313,7 @@ class BatchedSession:
         open_session: Opens the session with this many threads (None: the runtime's choice).
         batcher: The batcher to run through (default: `shared_batcher()`).
         """
-        self.batcher = (batcher or shared_batcher()) if batching() else None
+        self.batcher = (batcher or shared_batcher()) if batching_enabled() else None
         # Batched, each run has one core: the batcher's workers share the cores out.
         self.session = open_session(1 if self.batcher else None)
         self._names = [i.name for i in self.session.get_inputs()]
