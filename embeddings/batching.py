@@ -137,9 +137,7 @@ class Batcher:
         self._threads: list[threading.Thread] = []
 
     def _ensure_workers(self) -> None:
-        # Workers start with the first call; a process forked from this one starts its own.
-        if self._pid != os.getpid():
-            self._start()
+        # Workers start with the first call.
         if not self._threads:
             for n in range(self.workers):
                 thread = threading.Thread(target=self._work, name=f"model-run-{n}", daemon=True)
@@ -166,6 +164,10 @@ class Batcher:
         """
         rows = len(inputs["input_ids"])
         call = _Call(session, inputs, rows, rows)
+        if self._pid != os.getpid():
+            # A process forked from this one has none of its threads, and maybe a lock
+            # held by one of them: it starts afresh.
+            self._start()
         with self._lock:
             if self._closed:
                 raise BatcherClosed("The model's batcher is closed: the process is stopping.")

@@ -302,3 +302,21 @@ def test_the_real_reader_gives_each_caller_what_it_reads_alone():
         for g, w in zip(readings, expected, strict=True):
             assert g.probability == pytest.approx(w.probability, abs=1e-5)
             assert g.span == w.span
+
+
+def test_a_forked_process_runs_through_workers_of_its_own():
+    import multiprocessing
+
+    session = _session(FakeSession(), workers=2)
+    session.run(None, _inputs(2, 3, 0))  # the parent's workers are running
+    _FORKED[:] = [session]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        total = pool.apply_async(_sum_in_child).get(timeout=20)
+    assert total == float(_expected(_inputs(1, 3, 0))[0][0])
+
+
+_FORKED: list = []
+
+
+def _sum_in_child() -> float:
+    return float(_FORKED[0].run(None, _inputs(1, 3, 0))[0][0])
