@@ -335,9 +335,9 @@ class BatchedSession:
     def run(self, output_names, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Like `InferenceSession.run` with every output, through the batcher if any."""
         inputs = {name: inputs[name] for name in self._names}
-        if self.batcher is None:
-            return run_session(self.session, inputs)
         rows, width = inputs["input_ids"].shape
+        if self.batcher is None or rows == 0:
+            return run_session(self.session, inputs)
         order = None
         if rows > 1 and "attention_mask" in inputs:
             order = np.argsort(inputs["attention_mask"].sum(axis=1), kind="stable")

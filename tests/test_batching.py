@@ -128,6 +128,13 @@ def test_a_lone_call_runs_at_once_alone_in_one_run():
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_call_without_rows_runs_without_waiting():
+    fake = FakeSession()
+    session = _session(fake, workers=1, timeout=5)
+    out = session.run(None, _inputs(0, 3, 0))
+    assert [o.shape[0] for o in out] == [0, 0]
+
+
 def test_a_lone_call_with_many_rows_is_split_over_the_idle_cores():
     fake = FakeSession()
     session = _session(fake, workers=2, min_part=4)
