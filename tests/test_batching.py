@@ -142,7 +142,9 @@ def test_a_lone_call_with_many_rows_is_split_over_the_idle_cores():
 
     out = session.run(None, inputs)
 
-    assert sorted(len(c) for c in fake.calls) == [6, 6]
+    # The first worker took half; the other half went to the other worker (or, when the
+    # first was done before the other woke, was shared again).
+    assert len(fake.calls[0]) == 6 and sum(len(c) for c in fake.calls) == 12
     for got, want in zip(out, _expected(inputs), strict=True):
         np.testing.assert_array_equal(got, want)
 
