@@ -253,6 +253,8 @@ class Batcher:
                         results.append((part, alone, None))
                     except Exception as failed:
                         results.append((part, None, failed))
+        except BaseException as e:  # noqa: BLE001 - its callers hear of it, not wait for it
+            results = [(part, None, e) for part in parts]
         with self._lock:
             self.runs.append(Run(len({id(p.call) for p in parts}), sum(p.rows for p in parts)))
             for part, output, error in results:
