@@ -18,11 +18,11 @@ from embeddings.sessions import run_session
 log = logging.getLogger(__name__)
 
 # A run holds at most this many rows (sequences), unless one caller's part alone has more.
-# Batching saves no arithmetic here: on two cores a reader pair took as much CPU in a batch of
-# 96 as alone with its question's 11 others (98 against 88 ms of CPU per 12 pairs), so the
-# bound only keeps a run short, that a question arriving behind it does not wait long: 24 is
-# two to six questions' candidate sentences.
-MAX_ROWS = 24
+# Batching saves no arithmetic here: on two cores a reader pair took no less CPU in a batch of
+# 96 than alone with its question's 11 others (98 against 88 ms of CPU per 12 pairs), so a
+# run's time grows with its rows, and the bound only keeps a run short, that a question
+# arriving behind it does not wait long: 12 is one question's candidate sentences at most.
+MAX_ROWS = 12
 # A caller's rows are split between idle cores into parts of at least this many rows (the
 # reader reads 4 to 12 sentences a question; one row more in a run costs far more than a run).
 MIN_PART = 1
