@@ -81,14 +81,6 @@ class _Part:
         return self.stop - self.start
 
 
-@dataclass(frozen=True)
-class Run:
-    """One run of a model by a batcher: how many callers and rows it held."""
-
-    callers: int
-    rows: int
-
-
 class Batcher:
     """A queue of model inputs, and one worker thread per core that runs them.
 
@@ -124,7 +116,6 @@ class Batcher:
         self.max_rows = max_rows
         self.min_part = min_part
         self.timeout = timeout
-        self.runs: deque[Run] = deque(maxlen=1000)
         self._start()
 
     def _start(self) -> None:
@@ -256,7 +247,6 @@ class Batcher:
         except BaseException as e:  # noqa: BLE001 - its callers hear of it, not wait for it
             results = [(part, None, e) for part in parts]
         with self._lock:
-            self.runs.append(Run(len({id(p.call) for p in parts}), sum(p.rows for p in parts)))
             for part, output, error in results:
                 call = part.call
                 if error is not None:
