@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from embeddings.batching import batching_enabled, set_batching
 from embeddings.encoder import Encoder
 from embeddings.errors import ExportError, ModelLoadError, ReaderLoadError
 from embeddings.files import DEFAULT_MODEL
@@ -19,9 +20,11 @@ __all__ = [
     "Reader",
     "ReaderLoadError",
     "Runtime",
+    "batching_enabled",
     "encoder_name",
     "load_encoder",
     "load_reader",
+    "set_batching",
 ]
 
 

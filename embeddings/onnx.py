@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.batching import BatchedSession
 from embeddings.encoder import PROGRESS_MIN_TEXTS
 from embeddings.errors import ExportError
 from embeddings.files import DEFAULT_MODEL, model_path, sha256_file
@@ -390,7 +391,13 @@ class OnnxEncoder:
         config = json.loads((Path(base) / "sentence_bert_config.json").read_text("utf-8"))
         self.name = name
         self.max_tokens = int(config.get("max_seq_length", 256))
-        self._session = open_session(path, threads)
+        # A worker that owns one core (threads given) runs its own session; else runs go
+        # through the process's batcher.
+        self._session = (
+            open_session(path, threads)
+            if threads
+            else BatchedSession(functools.partial(open_session, path))
+        )
         self._tokenizer = load_tokenizer(base, self.max_tokens)
         self._counter = load_tokenizer(base, None)
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or 384)
@@ -497,4 +504,4 @@ def load_onnx_reader(
         ExportError: The export or the quantization failed.
     """
     path = _model_file(READER_FILE, runtime, model=model, reader_dir=reader_dir)
-    return Reader(reader_dir, session=open_session(path))
+    return Reader(reader_dir, session=BatchedSession(functools.partial(open_session, path)))

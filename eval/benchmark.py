@@ -434,29 +434,41 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
 
 
 def over_http(questions: list[str], index: Path, ask_p50: float, runtime: str) -> list[Row]:
-    """Start `rag serve` on 127.0.0.1, time it to ready, then load it with 1 and 8 clients."""
+    """Start `rag serve` on 127.0.0.1, time it to ready, then load it with 1 and 8 clients;
+    then the same with `--no-batching` (each question's model runs alone, as they come)."""
     rows: list[Row] = []
-    with serving(index, runtime) as (server, port, ready_s):
-        rows.append(
-            Row("rag serve: start to /healthz ready", ready_s, None, "s", note="saved index")
-        )
-        single = None
-        for clients in (1, 8):
-            got = crowd(port, questions, clients)
-            times = got.answered
-            rps = len(times) / HTTP_SECONDS
-            row = _row(
-                f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}",
-                times,
-                note=f"{rps:.1f} req/s, {got.errors} errors, {len(got.refused)} refused (503)",
+    for batched in (True, False):
+        label = "" if batched else ", no batching"
+        options = () if batched else ("--no-batching",)
+        with serving(index, runtime, options=options) as (server, port, ready_s):
+            if batched:
+                rows.append(
+                    Row(
+                        "rag serve: start to /healthz ready", ready_s, None, "s", note="saved index"
+                    )
+                )
+            crowd(port, questions, 2, 1.0)  # both paths warm before the timed load
+            single = None
+            for clients in (1, 8):
+                got = crowd(port, questions, clients)
+                times = got.answered
+                rps = len(times) / HTTP_SECONDS
+                row = _row(
+                    f"HTTP GET /ask, {clients} client{'s' if clients > 1 else ''}{label}",
+                    times,
+                    note=f"{rps:.1f} req/s, {got.errors} errors, {len(got.refused)} refused (503)",
+                )
+                if clients == 1:
+                    single = rps
+                    row.ratio, row.against = statistics.median(times) / ask_p50, "ask(), shipped"
+                else:
+                    row.ratio, row.against = rps / single, f"1 client's req/s{label}"
+                rows.append(row)
+            rows.append(
+                Row(
+                    f"rag serve, peak memory after the load{label}", peak_mb(server.pid), None, "MB"
+                )
             )
-            if clients == 1:
-                single = rps
-                row.ratio, row.against = statistics.median(times) / ask_p50, "ask(), shipped"
-            else:
-                row.ratio, row.against = rps / single, "1 client's req/s"
-            rows.append(row)
-        rows.append(Row("rag serve, peak memory after the load", peak_mb(server.pid), None, "MB"))
     return rows
 
 

@@ -147,4 +147,19 @@ def test_serve_offers_the_eval_questions_only_for_the_shipped_collection(
         assert status == 2 and not served
     else:
         assert status == 0
-        assert served == {"host": "127.0.0.1", "port": 8123, "questions": expected}
+        assert served == {
+            "host": "127.0.0.1",
+            "port": 8123,
+            "questions": expected,
+            "batching": True,
+        }
+
+
+def test_serve_no_batching_runs_each_question_alone(monkeypatch):
+    import web.app
+    from rag.cli import main
+
+    served = {}
+    monkeypatch.setattr(web.app, "serve", lambda settings, **options: served.update(options))
+    assert main(["serve", "--no-batching"]) == 0
+    assert served["batching"] is False

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
+from embeddings import set_batching
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.examples import read_questions
@@ -208,6 +209,7 @@ def serve(
     port: int = 8000,
     questions: Path | None = None,
     max_questions: int = MAX_QUESTIONS,
+    batching: bool = True,
 ) -> None:
     """Serve the web app with uvicorn until interrupted, printing its address and how many
     questions it holds at once. With
@@ -219,8 +221,11 @@ def serve(
         port: The port.
         questions: A Q&A file to take example questions from; None offers none.
         max_questions: Questions in the server at once (see `create_app`).
+        batching: Questions that arrive while the model runs share its next run; off, each
+            runs alone (see `embeddings.set_batching`).
     """
     _log_progress()
+    set_batching(batching)
     shown = "localhost" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     print(
         f"Serving on http://{shown}:{port}/ (API docs at /docs); at most {max_questions}"

@@ -56,6 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         questions=_questions(args, settings),
         **({"max_questions": args.max_questions} if args.max_questions else {}),
+        batching=not args.no_batching,
     )
     return 0
 
@@ -298,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="Q&A JSON Lines file whose questions about the articles are offered as examples"
         " (default: the project's eval set, about the shipped articles)",
+    )
+    p.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="run each question's model inputs alone, not in one batch with the questions"
+        " that arrive while the model is busy (to compare)",
     )
     common(p)
     p.set_defaults(func=cmd_serve)
