@@ -293,7 +293,7 @@ def build(
         "stored_pieces": int(compact.offsets[-1]) if compact is not None else 0,
         "encoded_here": len(unknown),
     }
-    del by_id, chunks, refs, sentence_vectors
+    del chunks, refs, sentence_vectors
     save_index(index, directory)
     del index, compact
     shutil.rmtree(scratch, ignore_errors=True)

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.build.indexing import build_index
     from rag.engine import Engine
     from rag.index.pieces import PieceCodec, forms
+    from rag.index.store import content_tokens
     from rag.ingest.articles import Collection
     from rag.settings import ChunkSettings
 
@@ -82,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         # The late-interaction feature (mean over question pieces of the best sentence piece)
         # for each question's gold article's first sentences, float16 against this form.
         moved = []
-        for (_, pieces, matrix), qa in zip(questions[:100], qas[:100], strict=True):
-            from rag.index.store import content_tokens
-
+        for _, pieces, matrix in questions[:100]:
             q = content_tokens(pieces, matrix)
             for n in range(0, len(index.sentences), max(len(index.sentences) // 50, 1)):
                 a, b = index.token_offsets[n], index.token_offsets[n + 1]

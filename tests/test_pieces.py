@@ -12,7 +12,6 @@ from rag.index.pieces import CODES_FILE, OFFSETS_FILE, PieceCodec, PieceWriter, 
 from rag.index.store import content_tokens, load_index, save_index
 from rag.ingest.files import load_collection
 from rag.settings import ChunkSettings
-from tests.conftest import FakeEncoder
 
 QUERIES = ("who won the election", "the price of oil", "a rocket launch was delayed")
 
@@ -39,7 +38,9 @@ def test_a_streamed_build_in_tiny_blocks_equals_the_in_memory_build(
         assert np.array_equal(np.asarray(index.sentence_vectors), whole.sentence_vectors)
         for query in fake_encoder.encode(list(QUERIES)):
             for got, want in zip(
-                index.chunk_vectors.search(query, 10), whole.chunk_vectors.search(query, 10)
+                index.chunk_vectors.search(query, 10),
+                whole.chunk_vectors.search(query, 10),
+                strict=True,
             ):
                 assert np.array_equal(got, want)
         # The fake encoder's pieces are one-hot: 8-bit codes give them back exactly.
