@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work", type=Path, help="folder for the indexes (default: a temporary one)"
     )
+    parser.add_argument(
+        "--embedded", type=Path, help="reuse the embeddings an earlier run saved (embedded.npz)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -428,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work) as work:
-        embedded = embed_once(Path(work))
+        embedded = args.embedded or embed_once(Path(work))
         seconds = float(np.load(embedded, allow_pickle=True)["seconds"])
         print(
             f"embedded XQuAD's chunks and the distractor sentences in {seconds:.0f} s", flush=True
