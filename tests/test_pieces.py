@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from rag.build import indexing
 from rag.build.indexing import build_index
+from rag.build.updates import open_index
 from rag.errors import IndexCorruptError
+from rag.index.disk import SCRATCH_PREFIX
 from rag.index.pieces import CODES_FILE, OFFSETS_FILE, PieceCodec, PieceWriter, open_pieces
 from rag.index.store import content_tokens, load_index, save_index
 from rag.ingest.files import load_collection
-from rag.settings import ChunkSettings
+from rag.settings import DEFAULT_COLLECTION, ChunkSettings, Settings
 
 QUERIES = ("who won the election", "the price of oil", "a rocket launch was delayed")
 
@@ -139,3 +143,19 @@ def test_compact_pieces_give_back_the_late_interaction_feature(tmp_path, real_en
                 )
         assert np.mean(cosines) >= closeness, form
         assert np.mean(moved) <= feature, form
+
+
+def test_a_build_past_the_limit_serves_from_its_generation_and_leaves_no_scratch(
+    tmp_path, fake_encoder, monkeypatch
+):
+    monkeypatch.setattr(indexing, "PIECES_LIMIT", 5)
+    settings = Settings(collection=(DEFAULT_COLLECTION,), index_dir=tmp_path / "index")
+    index, _ = open_index(settings, fake_encoder)
+    assert index.compact is not None
+    assert index.compact.directory.parent == tmp_path / "index"
+    assert index.compact.directory.name.startswith("gen-")
+    assert not list((tmp_path / "index").glob(f"{SCRATCH_PREFIX}*"))
+    # A scratch folder left by a build that died is swept by the next one.
+    (tmp_path / "index" / f"{SCRATCH_PREFIX}abc123").mkdir()
+    open_index(dataclasses.replace(settings, rebuild="always"), fake_encoder)
+    assert not list((tmp_path / "index").glob(f"{SCRATCH_PREFIX}*"))
