@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     floats = np.asarray(index.token_vectors, np.float32)
-    chosen = args.forms.split(",") if args.forms else ["float16", *forms(floats.shape[1])]
+    chosen = args.forms.split(",") if args.forms else list(forms(floats.shape[1]))
+    # float16 first: every other form is compared with its answers.
+    chosen = ["float16", *(f for f in chosen if f != "float16")]
     questions = [encoder.encode_query(qa["question"]) for qa in qas]
     first: dict[str, str] = {}
     rows = []
