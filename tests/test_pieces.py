@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 
 from rag.build import indexing
-from rag.build.indexing import build_index
+from rag.build.indexing import EmbeddingCache, build_index
 from rag.build.updates import open_index
 from rag.errors import IndexCorruptError
 from rag.index.disk import SCRATCH_PREFIX
-from rag.index.pieces import CODES_FILE, OFFSETS_FILE, PieceCodec, PieceWriter, open_pieces
+from rag.index.pieces import (
+    CODES_FILE,
+    OFFSETS_FILE,
+    PieceCodec,
+    PieceWriter,
+    StoredRows,
+    open_pieces,
+)
 from rag.index.store import content_tokens, load_index, save_index
 from rag.ingest.files import load_collection
 from rag.settings import DEFAULT_COLLECTION, ChunkSettings, Settings
@@ -159,3 +166,17 @@ def test_a_build_past_the_limit_serves_from_its_generation_and_leaves_no_scratch
     (tmp_path / "index" / f"{SCRATCH_PREFIX}abc123").mkdir()
     open_index(dataclasses.replace(settings, rebuild="always"), fake_encoder)
     assert not list((tmp_path / "index").glob(f"{SCRATCH_PREFIX}*"))
+
+
+def test_a_rebuild_reuses_compact_pieces_without_decoding_them_all(tmp_path, fake_encoder):
+    first = build_index(load_collection(), fake_encoder, ChunkSettings(), form="int8")
+    save_index(first, tmp_path)
+    cache = EmbeddingCache.from_index(load_index(tmp_path))
+    assert all(isinstance(rows, StoredRows) for _, rows in cache.sentences.values())
+    again = build_index(load_collection(), fake_encoder, ChunkSettings(), form="int8", cache=cache)
+    assert again.manifest["embedded"] == {"chunks": 0, "sentences": 0}
+    for number in range(len(first.sentences)):
+        assert np.array_equal(again.sentence_tokens(number), first.sentence_tokens(number))
+    # Below the limit, the same cache gives float16 pieces.
+    small = build_index(load_collection(), fake_encoder, ChunkSettings(), cache=cache)
+    assert small.compact is None and np.allclose(small.sentence_tokens(3), first.sentence_tokens(3))

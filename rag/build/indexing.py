@@ -22,7 +22,7 @@ from rag.build.chunking import article_key, chunk_articles
 from rag.build.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError
 from rag.index.lexicon import Lexicon
-from rag.index.pieces import CompactPieces, PieceWriter, RowWriter, default_form
+from rag.index.pieces import CompactPieces, PieceWriter, RowWriter, StoredRows, default_form
 from rag.index.store import (
     FORMAT_VERSION,
     PIECES_LIMIT,
@@ -77,10 +77,17 @@ class EmbeddingCache:
         chunk_vectors = index.chunk_vectors.reconstruct(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
         sentence_vectors = np.asarray(index.sentence_vectors)
+        compact = index.compact
         sentences = {
             _key(index.sentence_text(ref)): (
                 sentence_vectors[n],
-                index.sentence_tokens(n) if index.has_pieces else None,
+                # Compact pieces stay coded until a build uses them: decoded, all of them
+                # would take 1.5 KB a piece.
+                StoredRows(compact, n)
+                if compact is not None
+                else index.sentence_tokens(n)
+                if index.has_pieces
+                else None,
             )
             for n, ref in enumerate(index.sentences)
         }

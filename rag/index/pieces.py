@@ -226,6 +226,20 @@ class CompactPieces:
         return self.codec.decode(self.codes[self.offsets[number] : self.offsets[number + 1]])
 
 
+class StoredRows:
+    """One sentence's compact pieces, decoded only when used as an array (an earlier index's
+    pieces kept for a rebuild without holding them all decoded)."""
+
+    def __init__(self, pieces: CompactPieces, number: int) -> None:
+        self.pieces, self.number = pieces, number
+
+    def __len__(self) -> int:
+        return int(self.pieces.offsets[self.number + 1] - self.pieces.offsets[self.number])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self.pieces.rows(self.number), dtype=dtype)
+
+
 def files(form: str) -> tuple[str, ...]:
     """The files compact pieces of a form are kept in."""
     return (CODES_FILE, OFFSETS_FILE) + (() if form == "int8" else (CODEBOOK_FILE,))
