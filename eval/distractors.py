@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.benchmark import DATASETS, peak_mb
+from rag.index.pieces import DEFAULT_FORM
 
 XQUAD = DATASETS / "xquad-en" / "xquad.en.json"
 DEV_HALF = DATASETS / "squad2" / "dev-half-v2.0.json"
@@ -107,7 +108,7 @@ def embed_once(work: Path) -> Path:
     )
     started = time.perf_counter()
     chunk_vectors = encoder.encode([c.text for c in chunks])
-    sentence_vectors = encoder.encode(sentences)
+    sentence_vectors, pieces, offsets = embed_sentences(encoder, sentences)
     seconds = time.perf_counter() - started
     path = work / "embedded.npz"
     np.savez(
@@ -116,9 +117,30 @@ def embed_once(work: Path) -> Path:
         chunk_vectors=chunk_vectors.astype(np.float32),
         sentences=np.array(sentences, dtype=object),
         sentence_vectors=sentence_vectors.astype(np.float32),
+        pieces=pieces,
+        piece_offsets=offsets,
         seconds=seconds,
     )
     return path
+
+
+def embed_sentences(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentences' vectors and content word-piece vectors (float16, with where each starts)."""
+    from rag.index.store import content_tokens
+
+    vectors = np.zeros((len(texts), encoder.dimension), np.float32)
+    rows, counts = [], []
+    for first in range(0, len(texts), 2048):
+        found, tokens = encoder.encode_with_tokens(texts[first : first + 2048])
+        vectors[first : first + len(found)] = found
+        for p, v in tokens:
+            kept = content_tokens(p, v).astype(np.float16)
+            rows.append(kept)
+            counts.append(len(kept))
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    offsets[1:] = np.cumsum(counts)
+    pieces = np.concatenate(rows) if rows else np.zeros((0, encoder.dimension), np.float16)
+    return vectors, pieces, offsets
 
 
 def _counter(encoder):
@@ -134,8 +156,20 @@ def _counter(encoder):
     return count
 
 
-def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None = None) -> dict:
+def build(
+    size: int,
+    embedded: Path,
+    directory: Path,
+    *,
+    exact_limit: int | None = None,
+    form: str | None = None,
+) -> dict:
     """Build and save the index of one size (run in its own process).
+
+    With a word-piece `form` the build streams as `rag.build.indexing` does past
+    `PIECES_LIMIT`: sentence and chunk vectors and coded word pieces are written to files a
+    block at a time. Without one it is the earlier path: every vector in memory, no word
+    pieces stored (a question encodes its candidate sentences).
 
     Returns:
         Its counts, build time, peak memory while building, and recall@10 of the chunk
@@ -144,13 +178,17 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
     from embeddings import load_encoder
     from rag.build.chunking import chunk_articles
     from rag.build.indexing import assemble_index, sentence_refs
+    from rag.index.pieces import PieceCodec, PieceWriter, RowWriter
     from rag.index.store import save_index
+    from rag.index.tables import RowFile
     from rag.index.vectors import EXACT_LIMIT, build_vectors
     from rag.settings import ChunkSettings
 
     saved = np.load(embedded, allow_pickle=True)
     known_chunks = dict(zip(saved["chunk_texts"], saved["chunk_vectors"], strict=True))
-    known = dict(zip(saved["sentences"], saved["sentence_vectors"], strict=True))
+    pool_texts = list(saved["sentences"])
+    pool_vectors = saved["sentence_vectors"].astype(np.float16)
+    pool_pieces, pool_offsets = saved["pieces"], saved["piece_offsets"]
     encoder = load_encoder()
     count = _counter(encoder)
     real, qas = xquad()
@@ -168,32 +206,75 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
     by_id = {a.id: a for a in articles}
     del articles
     refs = sentence_refs(chunks)
-    texts = [by_id[r.article_id].text[r.start : r.end] for r in refs]
+
+    def text(ref) -> str:
+        return by_id[ref.article_id].text[ref.start : ref.end]
+
+    number = {t: n for n, t in enumerate(pool_texts)}
     # Pool sentences that the splitter joins with their neighbour in a new paragraph: few.
-    unknown = sorted({t for t in texts if t not in known})
+    unknown = sorted({text(r) for r in refs} - number.keys())
     if unknown:
-        known.update(zip(unknown, encoder.encode(unknown), strict=True))
-    sentence_vectors = np.empty((len(texts), encoder.dimension), np.float16)
-    for n, text in enumerate(texts):
-        sentence_vectors[n] = known[text]
-    chunk_vectors = np.empty((len(chunks), encoder.dimension), np.float32)
-    for n, chunk in enumerate(chunks):
-        vector = known_chunks.get(chunk.text)
-        if vector is None:
-            text = by_id[chunk.article_id].text
-            # The float16 copies the index keeps, as the snapshot would hold them.
-            rows = np.array([known[text[s:e]] for s, e in chunk.sentences], np.float16)
-            vector = rows.astype(np.float32).mean(axis=0)
-            vector /= np.linalg.norm(vector)
-        chunk_vectors[n] = vector
+        vectors, pieces, offsets = embed_sentences(encoder, unknown)
+        number.update((t, len(pool_texts) + i) for i, t in enumerate(unknown))
+        pool_vectors = np.concatenate([pool_vectors, vectors.astype(np.float16)])
+        pool_offsets = np.concatenate([pool_offsets[:-1], offsets + pool_offsets[-1]])
+        pool_pieces = np.concatenate([pool_pieces, pieces])
+    scratch = directory.with_name(directory.name + "-scratch")
+    scratch.mkdir(parents=True, exist_ok=True)
+    dimension = encoder.dimension
+    compact = None
+    if form:
+        # Learnt on the pool's pieces (what a build's first block would be) and each pool
+        # sentence coded once: a distractor sentence's codes are its pool sentence's.
+        codec = PieceCodec.train(form, pool_pieces, seed=SEED)
+        pool_codes = codec.encode(pool_pieces)
+        writer = PieceWriter(scratch / "pieces", form=form, dimension=dimension, codec=codec)
+        sentence_file = RowWriter(scratch / "sentences.npy", dimension, np.float16)
+        chunk_file = RowWriter(scratch / "chunks.npy", dimension, np.float32)
+    else:
+        sentence_vectors = np.empty((len(refs), dimension), np.float16)
+        chunk_vectors = np.empty((len(chunks), dimension), np.float32)
+    block = 65_536
+    for first in range(0, len(refs), block):
+        numbers = np.array([number[text(r)] for r in refs[first : first + block]])
+        if not form:
+            sentence_vectors[first : first + len(numbers)] = pool_vectors[numbers]
+            continue
+        sentence_file.append(pool_vectors[numbers])
+        starts, ends = pool_offsets[numbers], pool_offsets[numbers + 1]
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        writer.add_codes(pool_codes[rows], (ends - starts).tolist())
+    for first in range(0, len(chunks), block):
+        out = np.empty((len(chunks[first : first + block]), dimension), np.float32)
+        for n, chunk in enumerate(chunks[first : first + block]):
+            vector = known_chunks.get(chunk.text)
+            if vector is None:
+                article = by_id[chunk.article_id].text
+                # The float16 copies the index keeps, as the snapshot would hold them.
+                rows = pool_vectors[[number[article[s:e]] for s, e in chunk.sentences]]
+                vector = rows.astype(np.float32).mean(axis=0)
+                vector /= np.linalg.norm(vector)
+            out[n] = vector
+        if form:
+            chunk_file.append(out)
+        else:
+            chunk_vectors[first : first + len(out)] = out
+    del pool_vectors, pool_pieces, number
+    if form:
+        sentence_file.close()
+        chunk_file.close()
+        compact = writer.close()
+        sentence_vectors = RowFile(scratch / "sentences.npy")
+        chunk_vectors = np.load(scratch / "chunks.npy", mmap_mode="r")
     vectors = build_vectors(chunk_vectors, exact_limit=exact_limit or EXACT_LIMIT)
     index = assemble_index(
         by_id,
         chunks,
         vectors,
         refs,
-        texts,
+        (text(r) for r in refs),
         sentence_vectors,
+        compact=compact,
         model=encoder.name,
         dimension=encoder.dimension,
         chunking=asdict(settings),
@@ -208,10 +289,14 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
         "articles": len(by_id),
         "sentences": len(refs),
         "mode": "exact" if vectors.exact else "ivf-sq8",
+        "pieces": form or "per question",
+        "stored_pieces": int(compact.offsets[-1]) if compact is not None else 0,
         "encoded_here": len(unknown),
     }
-    del by_id, chunks, refs, texts, sentence_vectors
+    del chunks, refs, sentence_vectors
     save_index(index, directory)
+    del index, compact
+    shutil.rmtree(scratch, ignore_errors=True)
     row["build_s"] = round(time.perf_counter() - started, 1)
     row["build_rss_mb"] = round(peak_mb())
     row["index_mb"] = round(
@@ -219,7 +304,7 @@ def build(size: int, embedded: Path, directory: Path, *, exact_limit: int | None
     )
     recall = 1.0
     if not vectors.exact:
-        flat = build_vectors(chunk_vectors, exact_limit=len(chunk_vectors))
+        flat = build_vectors(np.asarray(chunk_vectors), exact_limit=len(chunk_vectors))
         hits = 0
         for qa in qas:
             q, _, _ = encoder.encode_query(qa["question"])
@@ -267,11 +352,13 @@ def table(rows: list[dict]) -> str:
     columns = [
         ("chunks", "chunks"),
         ("mode", "search"),
+        ("pieces", "word pieces"),
         ("build_s", "build s"),
         ("build_rss_mb", "build peak MB"),
         ("index_mb", "index MB on disk"),
         ("load_s", "load s"),
         ("rss_mb", "serving RSS MB"),
+        ("rss_anon_mb", "of which not file-backed MB"),
         ("recall@10", "recall@10"),
         ("p50_ms", "p50 ms"),
         ("p95_ms", "p95 ms"),
@@ -312,14 +399,29 @@ def main(argv: list[str] | None = None) -> int:
         help="also run each size with the approximate (IVF) chunk index forced",
     )
     parser.add_argument(
+        "--pieces",
+        default=f"{DEFAULT_FORM},none",
+        help="how word pieces are kept, comma-separated, each run at every size: a compact"
+        " form (int8, pq48, ...), or none (the earlier path: encoded per question)",
+    )
+    parser.add_argument(
         "--work", type=Path, help="folder for the indexes (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--embedded", type=Path, help="reuse the embeddings an earlier run saved (embedded.npz)"
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         if args.child[0] == "build":
-            size, embedded, exact, directory = args.child[1:]
-            row = build(int(size), Path(embedded), Path(directory), exact_limit=int(exact) or None)
+            size, embedded, exact, directory, form = args.child[1:]
+            row = build(
+                int(size),
+                Path(embedded),
+                Path(directory),
+                exact_limit=int(exact) or None,
+                form=None if form == "none" else form,
+            )
         else:
             row = serve(Path(args.child[1]))
         print(json.dumps(row))
@@ -329,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work) as work:
-        embedded = embed_once(Path(work))
+        embedded = args.embedded or embed_once(Path(work))
         seconds = float(np.load(embedded, allow_pickle=True)["seconds"])
         print(
             f"embedded XQuAD's chunks and the distractor sentences in {seconds:.0f} s", flush=True
@@ -337,10 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(int(s), 0) for s in args.sizes.split(",")]
         if args.approximate:
             runs += [(size, 1) for size, _ in list(runs)]
-        for size, forced in runs:
-            directory = Path(work) / f"index-{size}-{forced}"
+        runs = [(size, forced, form) for size, forced in runs for form in args.pieces.split(",")]
+        for size, forced, form in runs:
+            directory = Path(work) / f"index-{size}-{forced}-{form}"
             try:
-                row = _child("build", str(size), str(embedded), str(forced), str(directory))
+                row = _child("build", str(size), str(embedded), str(forced), str(directory), form)
                 row.update(_child("serve", str(directory)))
             except RuntimeError as e:
                 print(e, file=sys.stderr)

@@ -37,9 +37,10 @@ TITLE_LIMIT = 5_000
 
 
 class SentencePieces:
-    """The content word-piece vectors of sentences, for late interaction: the index's own, or,
-    for an index that does not store them (past `rag.index.store.PIECES_LIMIT` chunks), encoded
-    when asked for, in one batch, the most recent few thousand kept."""
+    """The content word-piece vectors of sentences, for late interaction: the index's own
+    (float16, or decoded from compact codes past `rag.index.store.PIECES_LIMIT` chunks), or,
+    for an index that does not store them (built from a snapshot, or with `pieces=False`),
+    encoded when asked for, in one batch, the most recent few thousand kept."""
 
     # Small batches of sentences of like length: one long sentence does not pad 60 short ones
     # (on 2,315 chunks, p95 317 to 348 ms in batches of 4 to 8, against 543 to 556 in 64).

@@ -7,8 +7,11 @@ import datetime as dt
 import fcntl
 import hashlib
 import logging
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from rag.build.chunking import article_key, chunk_articles
 from rag.build.duplicates import near_duplicates, twin_sentences
 from rag.errors import IndexBusyError
 from rag.index.lexicon import Lexicon
+from rag.index.pieces import CompactPieces, PieceWriter, RowWriter, StoredRows, default_form
 from rag.index.store import (
     FORMAT_VERSION,
     PIECES_LIMIT,
@@ -28,6 +32,7 @@ from rag.index.store import (
 )
 from rag.index.tables import (
     Chunks,
+    RowFile,
     SentenceRef,
     Sentences,
 )
@@ -72,10 +77,17 @@ class EmbeddingCache:
         chunk_vectors = index.chunk_vectors.reconstruct(ids) if len(ids) else []
         chunks = {_key(c.text): v for c, v in zip(index.chunks, chunk_vectors, strict=True)}
         sentence_vectors = np.asarray(index.sentence_vectors)
+        compact = index.compact
         sentences = {
             _key(index.sentence_text(ref)): (
                 sentence_vectors[n],
-                index.sentence_tokens(n) if index.has_pieces else None,
+                # Compact pieces stay coded until a build uses them: decoded, all of them
+                # would take 1.5 KB a piece.
+                StoredRows(compact, n)
+                if compact is not None
+                else index.sentence_tokens(n)
+                if index.has_pieces
+                else None,
             )
             for n, ref in enumerate(index.sentences)
         }
@@ -96,8 +108,15 @@ def build_index(
     cache: EmbeddingCache | None = None,
     progress: Progress | None = None,
     pieces: bool | None = None,
+    form: str | None = None,
+    scratch: Path | None = None,
 ) -> Index:
     """Chunk and embed a collection, and find its near-duplicate articles.
+
+    Up to `PIECES_LIMIT` chunks (unless a `form` is given), everything is held in memory and
+    word pieces are stored as float16. Past it the build streams: chunk vectors, sentence
+    vectors and word pieces coded in `form` (`rag.index.pieces`) are written to files a block
+    at a time, and the index reads them from there.
 
     Args:
         collection: The articles.
@@ -106,8 +125,11 @@ def build_index(
         cache: Vectors from an earlier build with the same model; only texts it lacks are
             embedded.
         progress: Called as `progress(stage, done, total)` as texts are embedded.
-        pieces: Store the sentences' word-piece vectors; by default, up to `PIECES_LIMIT`
-            chunks.
+        pieces: Store the sentences' word-piece vectors (by default, yes).
+        form: How word pieces are coded (`int8` or `pqM`); by default float16 up to
+            `PIECES_LIMIT` chunks and `rag.index.pieces.DEFAULT_FORM` past it.
+        scratch: Where a streaming build writes its files (a new temporary folder by
+            default, removed when the index is no longer used; saving copies them).
 
     Returns:
         The index, not yet saved; its manifest's `embedded` says how many chunks and
@@ -119,6 +141,20 @@ def build_index(
     chunks = chunk_articles(
         collection.articles, encoder.count_tokens, settings, known=cache.layouts
     )
+    if form is None and len(chunks) > PIECES_LIMIT:
+        form = default_form(dimension)
+    if form is not None:
+        return _streamed(
+            collection,
+            chunks,
+            encoder,
+            settings,
+            cache=cache,
+            progress=progress,
+            form=form if pieces is not False else None,
+            scratch=scratch,
+            started=started,
+        )
     chunk_keys = [_key(c.text) for c in chunks]
     new_chunks = list(
         {
@@ -145,7 +181,7 @@ def build_index(
     articles = {a.id: a for a in collection.articles}
     texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     keys = [_key(t) for t in texts]
-    store = len(chunks) <= PIECES_LIMIT if pieces is None else pieces
+    store = pieces is not False
     new_sentences = list(
         {
             k: t
@@ -193,6 +229,116 @@ def build_index(
     )
 
 
+def _streamed(
+    collection: Collection,
+    chunks: list[Chunk],
+    encoder,
+    settings: ChunkSettings,
+    *,
+    cache: EmbeddingCache,
+    progress: Progress | None,
+    form: str | None,
+    scratch: Path | None,
+    started: float,
+) -> Index:
+    # Chunks, then sentences, in order, a block at a time: each block's vectors and coded
+    # word pieces go to files and are not held. A text repeated in two blocks is embedded
+    # twice (once a block); one repeated inside a block once.
+    dimension = int(encoder.dimension)
+    owned = scratch is None
+    scratch = Path(tempfile.mkdtemp(prefix="rag-build-")) if scratch is None else Path(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    articles = {a.id: a for a in collection.articles}
+    embedded = {"chunks": 0, "sentences": 0}
+    try:
+        chunk_file = RowWriter(scratch / "chunk_vectors.npy", dimension, np.float32)
+        for first in range(0, len(chunks), CHUNK_BLOCK):
+            block = [c.text for c in chunks[first : first + CHUNK_BLOCK]]
+            keys = [_key(t) for t in block]
+            new = {k: t for k, t in zip(keys, block, strict=True) if k not in cache.chunks}
+            found = dict(zip(new, encoder.encode(list(new.values())), strict=True)) if new else {}
+            embedded["chunks"] += len(new)
+            chunk_file.append(np.array([found.get(k, cache.chunks.get(k)) for k in keys]))
+            if progress:
+                progress("chunks", first + len(block), len(chunks))
+        chunk_file.close()
+        sentences = sentence_refs(chunks)
+        vector_file = RowWriter(scratch / "sentences.npy", dimension, np.float16)
+        writer = PieceWriter(scratch / "pieces", form=form, dimension=dimension) if form else None
+        for first in range(0, len(sentences), SENTENCE_BLOCK):
+            refs = sentences[first : first + SENTENCE_BLOCK]
+            texts = [articles[r.article_id].text[r.start : r.end] for r in refs]
+            keys = [_key(t) for t in texts]
+            new = {
+                k: t
+                for k, t in zip(keys, texts, strict=True)
+                if k not in cache.sentences or (writer and cache.sentences[k][1] is None)
+            }
+            found = {}
+            if new and writer:
+                vectors, tokens = encoder.encode_with_tokens(list(new.values()))
+                found = {
+                    k: (v, content_tokens(p, t))
+                    for k, v, (p, t) in zip(new, vectors, tokens, strict=True)
+                }
+            elif new:
+                found = {
+                    k: (v, None)
+                    for k, v in zip(new, encoder.encode(list(new.values())), strict=True)
+                }
+            embedded["sentences"] += len(new)
+            rows = [found[k] if k in found else cache.sentences[k] for k in keys]
+            vector_file.append(np.array([r[0] for r in rows]))
+            if writer:
+                writer.add([np.asarray(r[1], np.float32) for r in rows])
+            if progress:
+                progress("sentences", first + len(refs), len(sentences))
+        vector_file.close()
+        compact = writer.close() if writer else None
+        chunk_vectors = np.load(scratch / "chunk_vectors.npy", mmap_mode="r")
+        index = assemble_index(
+            articles,
+            chunks,
+            build_vectors(chunk_vectors),
+            sentences,
+            _SentenceTexts(articles, sentences),
+            RowFile(scratch / "sentences.npy"),
+            compact=compact,
+            model=encoder.name,
+            dimension=dimension,
+            chunking=asdict(settings),
+            collection=collection_record(collection),
+            embedded=embedded,
+            started=started,
+        )
+    except BaseException:
+        if owned:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if owned:
+        # The files stay while the index (or its pieces) is in use, and go with them.
+        weakref.finalize(index, shutil.rmtree, scratch, True)
+        if compact is not None:
+            weakref.finalize(compact, shutil.rmtree, scratch, True)
+    return index
+
+
+class _SentenceTexts(Sequence):
+    """The texts of sentences, cut from their articles when asked for."""
+
+    def __init__(self, articles: dict[str, Article], refs: list[SentenceRef]) -> None:
+        self.articles, self.refs = articles, refs
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, number):  # type: ignore[override]
+        if isinstance(number, slice):
+            return [self[n] for n in range(*number.indices(len(self)))]
+        ref = self.refs[number]
+        return self.articles[ref.article_id].text[ref.start : ref.end]
+
+
 def collection_record(collection: Collection) -> dict[str, Any]:
     """What a manifest records of the collection an index or snapshot was made from."""
     return {
@@ -207,10 +353,11 @@ def assemble_index(
     chunks: list[Chunk],
     chunk_vectors: Vectors,
     sentences: list[SentenceRef],
-    texts: list[str],
-    sentence_vectors: np.ndarray,
+    texts: Sequence[str],
+    sentence_vectors: np.ndarray | RowFile,
     pieces: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     *,
+    compact: CompactPieces | None = None,
     model: str,
     dimension: int,
     chunking: dict[str, Any],
@@ -231,6 +378,7 @@ def assemble_index(
         texts: The sentences' text.
         sentence_vectors: One unit vector per sentence.
         pieces: Stored word-piece vectors and offsets, or (None, None).
+        compact: Or the word pieces coded on disk.
         model, dimension, chunking, collection, embedded: What the manifest records.
         started: `time.perf_counter()` when the build started.
         duplicates: Look for near-duplicate articles.
@@ -241,7 +389,7 @@ def assemble_index(
     """
     found = near_duplicates(list(articles.values())) if duplicates else []
     twins = twin_sentences(
-        found, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)]
+        found, [(s.article_id, t) for s, t in zip(sentences, texts, strict=True)] if found else []
     )
     table = Sentences.of(sentences, list(articles))
     manifest = {
@@ -254,7 +402,7 @@ def assemble_index(
         "sentences": len(sentences),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "embedded": embedded,
-        "pieces": pieces[1] is not None,
+        "pieces": compact.record if compact is not None else pieces[1] is not None,
         "duplicates": [asdict(d) for d in found],
         **more,
     }
@@ -264,11 +412,14 @@ def assemble_index(
         Chunks.of(chunks, articles, table),
         chunk_vectors,
         table,
-        np.asarray(sentence_vectors, dtype=np.float16),
+        sentence_vectors
+        if isinstance(sentence_vectors, RowFile)
+        else np.asarray(sentence_vectors, dtype=np.float16),
         *pieces,
         lexicon=Lexicon([c.text for c in chunks]),
         places=place_names(a.text for a in articles.values()),
         twins=twins,
+        compact=compact,
     )
     manifest["build_seconds"] = round(time.perf_counter() - started, 2)
     return index

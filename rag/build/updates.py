@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import logging
+import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from rag.errors import (
     IndexStaleError,
     StorageError,
 )
+from rag.index.disk import SCRATCH_PREFIX
 from rag.index.store import Index, Progress, load_index, read_manifest, saved_articles
 from rag.ingest.articles import Collection
 from rag.settings import Settings
@@ -372,8 +375,24 @@ def _build(
         and previous.manifest.get("dimension") == encoder.dimension
     ):
         cache = EmbeddingCache.from_index(previous, settings=settings.chunking)
-    index = build_index(collection, encoder, settings.chunking, cache=cache, progress=progress)
-    commit(index, directory, changes, action)
+    # A build past `PIECES_LIMIT` chunks writes its vectors as it goes: beside the index, on
+    # its disk (a full disk is then said as for the index), swept if the build dies.
+    scratch = directory / f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:6]}"
+    try:
+        index = build_index(
+            collection,
+            encoder,
+            settings.chunking,
+            cache=cache,
+            progress=progress,
+            scratch=scratch,
+        )
+        commit(index, directory, changes, action)
+        if scratch.exists():
+            # Served from the generation's files, not from copies about to be removed.
+            index = load_index(directory)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if before is not None:
         before_articles = {a.id: a for a in before.articles}
     else:

@@ -22,6 +22,8 @@ CURRENT = "CURRENT"
 # The outcome of the last change to an index (`rag add`, `rag remove`, a build), kept beside
 # it so that a server in another process can say what happened.
 LAST_UPDATE_FILE = "last-update.json"
+# The folder a build that streams writes its vectors to before they go into a generation.
+SCRATCH_PREFIX = ".build."
 MB = 2**20
 
 
@@ -96,7 +98,9 @@ def leftovers(directory: Path) -> list[Path]:
         if current is not None and path.name != current:
             found.append(path)
     for path in sorted(directory.glob(".*.*")):
-        if path.name.startswith((f".{CURRENT}.", ".changes.json.", f".{LAST_UPDATE_FILE}.")):
+        if path.name.startswith(
+            (f".{CURRENT}.", ".changes.json.", f".{LAST_UPDATE_FILE}.", SCRATCH_PREFIX)
+        ):
             found.append(path)
     return found
 
@@ -114,7 +118,7 @@ def sweep(directory: Path) -> list[str]:
     """
     removed = []
     for path in leftovers(directory):
-        if path.is_dir():
+        if path.is_dir():  # a generation, or a build's scratch folder
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)

@@ -22,6 +22,8 @@ from rag.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.index.disk import CURRENT, storage_error
 from rag.index.lexicon import FILES as LEXICON_FILES
 from rag.index.lexicon import Lexicon
+from rag.index.pieces import CompactPieces, open_pieces
+from rag.index.pieces import files as compact_files
 from rag.index.tables import (
     ARTICLES_FILE,
     CHUNKS_FILE,
@@ -50,8 +52,9 @@ FILES = (
     *LEXICON_FILES,
 )
 PIECE_FILES = ("tokens.npy", "token_offsets.npy")
-# Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk, 90% of an
-# index) are not stored: the answer step encodes its candidate sentences when asked.
+# Past this many chunks the word-piece vectors of sentences (about 84 KB a chunk as float16,
+# 90% of an index) are stored compact (`rag.index.pieces`, about 48 bytes a piece rather than
+# 768), memory-mapped from disk.
 PIECES_LIMIT = 20_000
 
 log = logging.getLogger(__name__)
@@ -78,14 +81,19 @@ class Index:
     places: frozenset[str]
     # Sentences that say the same thing in near-duplicate articles, as groups of numbers.
     twins: list[tuple[int, ...]] = field(default_factory=list)
+    # The word-piece vectors as codes on disk, in place of `token_vectors` (past `PIECES_LIMIT`).
+    compact: CompactPieces | None = None
 
     @property
     def has_pieces(self) -> bool:
         """Whether the sentences' word-piece vectors are stored (see `PIECES_LIMIT`)."""
-        return self.token_offsets is not None
+        return self.token_offsets is not None or self.compact is not None
 
     def sentence_tokens(self, number: int) -> np.ndarray:
-        """The stored content word-piece vectors of a sentence (float16 rows of unit length)."""
+        """The stored content word-piece vectors of a sentence (rows of unit length: float16
+        as stored, or float32 decoded from compact codes)."""
+        if self.compact is not None:
+            return self.compact.rows(number)
         if self.token_vectors is None or self.token_offsets is None:
             raise ValueError("this index does not store word-piece vectors")
         return self.token_vectors[self.token_offsets[number] : self.token_offsets[number + 1]]
@@ -170,16 +178,23 @@ def _write_generation(index: Index, generation: Path, records: Mapping[str, byte
     store = {"twins": [list(group) for group in index.twins], "places": sorted(index.places)}
     (generation / "store.json").write_text(json.dumps(store, ensure_ascii=False), encoding="utf-8")
     save_vectors(index.chunk_vectors, generation, name="chunks")
-    np.save(generation / "sentences.npy", index.sentence_vectors)
+    if isinstance(index.sentence_vectors, RowFile):
+        # Written to disk by a streaming build (or loaded): copied, never read into memory.
+        shutil.copyfile(index.sentence_vectors.path, generation / "sentences.npy")
+    else:
+        np.save(generation / "sentences.npy", index.sentence_vectors)
     index.lexicon.save(generation)
-    if index.has_pieces:
+    if index.compact is not None:
+        for name in index.compact.files:
+            shutil.copyfile(index.compact.directory / name, generation / name)
+    elif index.has_pieces:
         np.save(generation / "tokens.npy", index.token_vectors)
         np.save(generation / "token_offsets.npy", index.token_offsets)
     for name, data in records.items():
         (generation / name).write_bytes(data)
     manifest = {
         **index.manifest,
-        "pieces": index.has_pieces,
+        "pieces": index.compact.record if index.compact is not None else index.has_pieces,
         "vectors": "exact" if index.chunk_vectors.exact else "ivf-sq8",
     }
     manifest["files"] = {name: _checksum(generation / name) for name in _files(manifest)}
@@ -200,6 +215,8 @@ def _size(index: Index) -> int | None:
     try:
         arrays = (index.chunks.spans, index.sentences.spans, index.token_vectors)
         size = sum(a.nbytes for a in (*arrays, index.token_offsets) if a is not None)
+        if index.compact is not None:
+            size += index.compact.codes.nbytes + index.compact.offsets.nbytes
         size += len(index.sentences) * index.manifest["dimension"] * 2
         size += len(index.chunks) * index.manifest["dimension"] * 4
         size += sum(len(a.text) + len(a.title) for a in index.articles.values())
@@ -209,9 +226,11 @@ def _size(index: Index) -> int | None:
 
 
 def _files(manifest: dict[str, Any]) -> tuple[str, ...]:
+    pieces = manifest.get("pieces", True)
     return (
         FILES
-        + (PIECE_FILES if manifest.get("pieces", True) else ())
+        + (compact_files(str(pieces.get("form"))) if isinstance(pieces, dict) else ())
+        + (PIECE_FILES if pieces is True else ())
         + ((CHUNK_MATRIX_FILE,) if manifest.get("vectors", "exact") != "exact" else ())
     )
 
@@ -311,8 +330,13 @@ def load_index(directory: Path) -> Index:
         chunk_vectors = load_vectors(generation, name="chunks")
         sentence_vectors = RowFile(generation / "sentences.npy")
         lexicon = Lexicon.load(generation)
-        token_vectors = token_offsets = None
-        if manifest.get("pieces", True):
+        token_vectors = token_offsets = compact = None
+        pieces = manifest.get("pieces", True)
+        if isinstance(pieces, dict):
+            compact = open_pieces(
+                generation, str(pieces.get("form")), dimension=int(manifest["dimension"])
+            )
+        elif pieces:
             token_vectors = np.load(generation / "tokens.npy")
             token_offsets = np.load(generation / "token_offsets.npy")
     except (ValueError, KeyError, TypeError, RuntimeError, OSError, pa.ArrowException) as e:
@@ -334,6 +358,7 @@ def load_index(directory: Path) -> Index:
         or (len(chunks) and not 0 <= chunks.spans[0, 0] <= chunks.spans[-1, 0] < len(articles))
         or (chunk_vectors.matrix is not None and len(chunk_vectors.matrix) != len(chunks))
         or len(sentence_vectors) != len(sentences)
+        or (compact is not None and len(compact) != len(sentences))
         or (
             token_offsets is not None
             and token_vectors is not None
@@ -369,6 +394,7 @@ def load_index(directory: Path) -> Index:
         lexicon=lexicon,
         places=places,
         twins=twins,
+        compact=compact,
     )
 
 
