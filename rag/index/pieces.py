@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.index.tables import read_npy_header
+
 # The files of compact pieces: the codes (one row per word piece), where each sentence's rows
 # start, and the product quantizer's centroids (absent for the 8-bit form).
 CODES_FILE = "piece_codes.npy"
@@ -371,18 +373,7 @@ def open_pieces(directory: Path, form: str, *, dimension: int) -> CompactPieces:
 def _load(path: Path, *, mmap_mode=None) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"{path} is missing")
-    with path.open("rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = header(f)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f"{path} is not an .npy file ({e})") from e
-        start = f.tell()
+    shape, _, dtype, start = read_npy_header(path)
     expected = start + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     if path.stat().st_size != expected:
         raise ValueError(

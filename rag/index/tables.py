@@ -57,6 +57,26 @@ class SentenceRef:
     chunk_id: int
 
 
+def read_npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """An .npy file's header: (shape, Fortran order, dtype, where its data starts).
+
+    Raises:
+        ValueError: The file is not an .npy file.
+    """
+    with path.open("rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f"{path} is not a .npy file ({e})") from e
+        return shape, fortran, np.dtype(dtype), f.tell()
+
+
 class RowFile:
     """The rows of a `.npy` file (a matrix, or a vector of values), read from disk when asked
     for.
@@ -68,18 +88,7 @@ class RowFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with path.open("rb") as f:
-            try:
-                version = np.lib.format.read_magic(f)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, fortran, dtype = read_header(f)
-            except ValueError as e:
-                raise ValueError(f"{path} is not a .npy file ({e})") from e
-            self.offset = f.tell()
+        shape, fortran, dtype, self.offset = read_npy_header(path)
         if len(shape) not in (1, 2) or fortran:
             raise ValueError(f"{path} does not hold a row-major matrix or a vector")
         self.shape: tuple[int, ...] = shape
